@@ -1,0 +1,68 @@
+"""Helpers shared by the benchmark scripts: peak-RSS sampling and the ffmpeg CLI floor."""
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import ffmpeg
+import psutil
+
+
+class PeakRSS(threading.Thread):
+    """Samples the resident memory of this process and its children every 50 ms."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak = 0
+        self._stop = threading.Event()
+
+    def run(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            try:
+                rss = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
+            except psutil.Error:
+                rss = 0
+            self.peak = max(self.peak, rss)
+            time.sleep(0.05)
+
+    def __enter__(self) -> "PeakRSS":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self.join()
+
+    @property
+    def mib(self) -> float:
+        return self.peak / 2**20
+
+
+def ffmpeg_floor(sources: list[Path], out_dir: Path, windows: int, crf: int, preset: str) -> tuple[float, float]:
+    """The ffmpeg CLI alone: decode once -> fps 16 -> scale+crop 832x480 -> one libx264 encode -> 81-frame
+    segments. Returns (seconds, peak RSS MiB of the ffmpeg processes)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    peak = 0.0
+    for index, source in enumerate(sources):
+        stream = (ffmpeg.input(str(source)).filter("fps", fps=16)
+                  .filter("scale", 832, 480, force_original_aspect_ratio="increase").filter("crop", 832, 480)
+                  .trim(end_frame=81 * windows).setpts("PTS-STARTPTS"))
+        command = (ffmpeg.output(stream, str(out_dir / f"{index:04d}-%03d.mp4"), vcodec="libx264", crf=crf,
+                                 preset=preset, pix_fmt="yuv420p", f="segment", segment_frames=",".join(
+                                     str(81 * k) for k in range(1, windows)) or "81", reset_timestamps=1)
+                   .overwrite_output().global_args("-loglevel", "error").compile())
+        proc = subprocess.Popen(command)
+        child = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                peak = max(peak, child.memory_info().rss / 2**20)
+            except psutil.Error:
+                pass
+            time.sleep(0.05)
+        if proc.returncode:
+            raise RuntimeError(f"ffmpeg failed on {source}")
+    return time.perf_counter() - started, peak

@@ -1,0 +1,205 @@
+"""`remind-curate`: the command line. Each command is a thin call into flows/ or tasks/."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from remind_curate import env
+
+env.configure()  # before Prefect or Ray is imported anywhere
+
+
+def _print_summary(summary: dict) -> None:
+    print(f"\nrun {summary['run_id']}  ->  {summary['out']}")
+    print(f"  rows by status: {summary['status']}")
+    for reason, count in sorted(summary["reasons"].items(), key=lambda kv: -kv[1]):
+        print(f"    {reason}: {count}")
+    print(f"  accepted by event group: {summary['event_groups']}")
+    print(f"  accepted by interruption: {summary['interruptions']}")
+    for name, size in summary["shards"].items():
+        print(f"  {name}: {size / 2**20:.1f} MiB")
+    print(f"  {summary['clips_processed']} clips processed in {summary['wall_s']} s "
+          f"({summary['clips_per_s']} clips/s), {summary['clips_reused']} reused from an earlier attempt")
+    print(f"  report: {summary['out']}/report.md  manifest: {summary['out']}/manifest.parquet")
+    if not summary["status"].get("accepted"):
+        print("  WARNING: no sample was accepted; see the reasons above.", file=sys.stderr)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from flows.ingest import ingest
+
+    summary = ingest(source=args.source, out=args.out, config_path=args.config,
+                     pexels_permission_confirmed=args.pexels_permission_confirmed, ray_address=args.ray_address)
+    _print_summary(summary)
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from tasks.validate import validate_path
+
+    report = validate_path(Path(args.path), decode_video=not args.no_video)
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    verdict = "OK" if report.ok else f"FAILED ({len(report.problems)} problems)"
+    print(f"validate: {report.samples} samples in {report.shards} shards: {verdict}")
+    return 0 if report.ok else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from flows.ingest import ingest
+    from tasks.validate import validate_path
+
+    summary = ingest(source=f"synthetic:{args.clips}", out=args.out, config_path=args.config)
+    _print_summary(summary)
+    report = validate_path(Path(args.out))
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    print(f"validate: {report.samples} samples in {report.shards} shards: "
+          f"{'OK' if report.ok else 'FAILED'}")
+    return 0 if report.ok else 1
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    import yaml
+
+    from schemas.config import load_config
+
+    config = load_config(args.config)
+    print(f"# config hash {config.config_hash}")
+    print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
+    return 0
+
+
+def cmd_taxonomy(args: argparse.Namespace) -> int:
+    from taxonomy import format_taxonomy_table, load_taxonomy
+
+    print(format_taxonomy_table(load_taxonomy(), args.group))
+    return 0
+
+
+def cmd_plan_pexels(args: argparse.Namespace) -> int:
+    from schemas.config import load_config
+    from tasks.pexels.plan import format_plan, plan_pexels
+    from taxonomy import load_taxonomy
+
+    config = load_config(args.config)
+    types = [t for t in (args.types or "").split(",") if t] or None
+    print(format_plan(plan_pexels(load_taxonomy(), config.pexels, types)))
+    return 0
+
+
+def cmd_regenerate(args: argparse.Namespace) -> int:
+    from flows.regenerate import regenerate
+
+    _print_summary(regenerate(source_out=args.from_, out=args.out, config_path=args.config))
+    return 0
+
+
+def cmd_preview(args: argparse.Namespace) -> int:
+    from tasks.previews import preview_sample
+    from tasks.validate import iter_samples
+
+    shard, _, key = args.target.partition(":")
+    if not key:
+        key = str(next(iter_samples(Path(shard)))["__key__"])
+    print(preview_sample(Path(shard), key, Path(args.out)))
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from training.run import train
+
+    result = train(Path(args.shards), Path(args.config) if args.config else None, Path(args.out))
+    print(json.dumps(result, indent=1, default=str))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from schemas import jsonschema
+
+    for path in jsonschema.write(Path(args.dir) if args.dir else jsonschema.JSON_DIR):
+        print(path)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="remind-curate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="curate a source into WebDataset shards (rerun to resume)")
+    p.add_argument("--source", required=True, help="local:PATH | synthetic:N | pexels[:TYPE,...]")
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", help="YAML overriding the defaults (configs/offline.yaml)")
+    p.add_argument("--pexels-permission-confirmed", action="store_true",
+                   help="confirm you hold Pexels' permission to build a dataset from its videos")
+    p.add_argument("--ray-address", help="run the per-clip stages on Ray: 'auto', 'ray://HOST:10001' or 'local'")
+    p.set_defaults(fn=cmd_ingest)
+
+    p = sub.add_parser("demo", help="ingest the synthetic source and validate the shards")
+    p.add_argument("--out", default="out/demo")
+    p.add_argument("--clips", type=int, default=24)
+    p.add_argument("--config")
+    p.set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser("validate", help="check shards against the schema; non-zero exit on any problem")
+    p.add_argument("path", help="a shard, a folder of shards or an ingest output folder")
+    p.add_argument("--no-video", action="store_true", help="skip decoding the MP4 entries")
+    p.set_defaults(fn=cmd_validate)
+
+    p = sub.add_parser("config", help="configuration")
+    config_sub = p.add_subparsers(dest="config_command", required=True)
+    show = config_sub.add_parser("show", help="print the effective configuration")
+    show.add_argument("--config")
+    show.set_defaults(fn=cmd_config_show)
+
+    p = sub.add_parser("taxonomy", help="list the dynamic-event taxonomy")
+    p.add_argument("--group")
+    p.set_defaults(fn=cmd_taxonomy)
+
+    p = sub.add_parser("plan-pexels", help="print the deterministic Pexels retrieval plan")
+    p.add_argument("--config")
+    p.add_argument("--types", help="comma-separated taxonomy ids")
+    p.set_defaults(fn=cmd_plan_pexels)
+
+    p = sub.add_parser("regenerate", help="rebuild shards with new augmentations from a run's cache")
+    p.add_argument("--from", dest="from_", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--config")
+    p.set_defaults(fn=cmd_regenerate)
+
+    p = sub.add_parser("preview", help="contact sheet of one sample")
+    p.add_argument("target", help="SHARD[:KEY]")
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_preview)
+
+    p = sub.add_parser("train", help="train the causal Wan DiT on shards (Ray Train)")
+    p.add_argument("--shards", required=True)
+    p.add_argument("--config")
+    p.add_argument("--out", required=True)
+    p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("schema", help="write the generated JSON Schemas")
+    p.add_argument("--dir")
+    p.set_defaults(fn=cmd_schema)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a clear one-line error for users; tracebacks with REMIND_DEBUG=1
+        import os
+
+        if os.environ.get("REMIND_DEBUG"):
+            raise
+        print(f"remind-curate {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

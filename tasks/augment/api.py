@@ -1,0 +1,128 @@
+"""The augmentation entry points: pick a family for a window, check it applies, and apply it.
+
+Fallback order when the drawn family does not apply (``FALLBACKS``): view-moving families first, then the
+pixel-level ones that apply to every window: exit_entry -> camera_loop -> zoom -> occluder -> light_toggle.
+Families with mixture weight 0 are skipped while any positive-weight fallback remains.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from schemas.config import AugmentConfig
+from schemas.graph import FrameGraph, InterruptionKind
+from tasks.augment.camera_loop import apply_camera_loop, check_camera_loop
+from tasks.augment.common import FamilyResult, NotApplicable, event_state, rng_for
+from tasks.augment.exit_entry import apply_exit_entry, check_exit_entry
+from tasks.augment.light import apply_light
+from tasks.augment.occluder import apply_occluder
+from tasks.augment.zoom import apply_zoom
+from tasks.graph import build_graph
+from tasks.records import Window
+
+KINDS = ("none", "camera_loop", "light_toggle", "occluder", "zoom", "exit_entry")
+GOLDEN = 0.6180339887
+FALLBACKS: dict[str, tuple[str, ...]] = {
+    "exit_entry": ("camera_loop", "zoom", "occluder", "light_toggle"),
+    "camera_loop": ("zoom", "occluder", "light_toggle"),
+    "zoom": ("occluder", "light_toggle"),
+    "occluder": ("light_toggle",),
+    "light_toggle": ("occluder",),
+    "none": (),
+}
+
+
+@dataclass
+class Augmented:
+    """One window's interruption: the graph, the degraded clip and the degraded view's cameras."""
+
+    kind: InterruptionKind
+    graph: FrameGraph
+    degraded: np.ndarray | None  # (81,H,W,3) uint8 RGB; None exactly when kind is none
+    degraded_camera: np.ndarray | None  # (81,4,4) float32 c2w, clean frame 0 = identity convention kept
+    degraded_intrinsics: np.ndarray | None  # (81,3,3) float32, pixels of the degraded frame
+    params: dict[str, Any] = field(default_factory=dict)  # JSON-able: meta.json "augment"
+    fallback_from: str | None = None
+
+
+def _unit_hash(text: str) -> float:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") / 2.0 ** 64
+
+
+def kind_from_u(u: float, mixture: dict[str, float]) -> InterruptionKind:
+    """Inverse CDF over the mixture weights in ``KINDS`` order (missing kinds weigh 0)."""
+    weights = np.array([max(0.0, float(mixture.get(k, 0.0))) for k in KINDS])
+    cdf = np.cumsum(weights) / weights.sum()
+    for kind, weight, edge in zip(KINDS, weights, cdf):
+        if weight > 0 and u < edge:
+            return InterruptionKind(kind)
+    return InterruptionKind(KINDS[int(np.flatnonzero(weights)[-1])])  # u rounding past the last edge
+
+
+def choose_kind(window: Window, config: AugmentConfig, seed: int, ordinal: int | None) -> InterruptionKind:
+    """Draw a family from ``config.mixture``. With an ordinal, a golden-ratio sequence ``frac(ordinal * 0.618... +
+    offset(seed))`` so even small runs hold every kind in proportion; without, a hash of (window_id, seed)."""
+    if ordinal is not None:
+        u = (ordinal * GOLDEN + _unit_hash(f"offset|{seed}")) % 1.0
+    else:
+        u = _unit_hash(f"{window.window_id}|{seed}")
+    return kind_from_u(u, dict(config.mixture))
+
+
+def applicable(kind: InterruptionKind | str, window: Window, config: AugmentConfig) -> str | None:
+    """None when ``kind`` applies to ``window``, else why not. A structural check: ``augment`` may still fall back
+    when a family's drawn plan fails (e.g. no crop path hides the subject), and records it the same way."""
+    kind = InterruptionKind(kind)
+    if len(window.frames) != 81:
+        return f"a window needs 81 frames, got {len(window.frames)}"
+    if kind is InterruptionKind.exit_entry:
+        return check_exit_entry(window, config.exit_entry)
+    if kind is InterruptionKind.camera_loop:
+        return check_camera_loop(window, config.camera_loop)
+    return None
+
+
+def _appliers(config: AugmentConfig) -> dict[str, Callable[[Window, np.random.Generator], FamilyResult]]:
+    return {
+        "light_toggle": lambda w, r: apply_light(w, config.light_toggle, r),
+        "occluder": lambda w, r: apply_occluder(w, config.occluder, r),
+        "zoom": lambda w, r: apply_zoom(w, config.zoom, r),
+        "camera_loop": lambda w, r: apply_camera_loop(w, config.camera_loop, r),
+        "exit_entry": lambda w, r: apply_exit_entry(w, config.exit_entry, r),
+    }
+
+
+def _candidates(kind: str, config: AugmentConfig) -> list[str]:
+    rest = FALLBACKS[kind]
+    weighted = [k for k in rest if config.mixture.get(k, 0.0) > 0]  # type: ignore[call-overload]
+    return [kind, *(weighted or rest)]
+
+
+def augment(window: Window, kind: InterruptionKind | str, config: AugmentConfig, seed: int) -> Augmented:
+    """Apply ``kind`` (or its first applicable fallback) to ``window``; deterministic in (window_id, seed)."""
+    kind = InterruptionKind(kind)
+    if kind is InterruptionKind.none:
+        graph = build_graph(InterruptionKind.none, per_frame=event_state(window))
+        return Augmented(kind, graph, None, None, None, {"kind": "none"})
+    appliers = _appliers(config)
+    reasons: dict[str, str] = {}
+    for name in _candidates(kind.value, config):
+        reason = applicable(name, window, config)
+        if reason is not None:
+            reasons[name] = reason
+            continue
+        try:
+            result = appliers[name](window, rng_for(window.window_id, seed, name))
+        except NotApplicable as err:
+            reasons[name] = str(err)
+            continue
+        params = {"kind": name, **result.params}
+        if name != kind.value:
+            params["fallback"] = {"from": kind.value, "reasons": reasons}
+        return Augmented(InterruptionKind(name), result.graph, result.degraded, result.camera, result.intrinsics,
+                         params, fallback_from=None if name == kind.value else kind.value)
+    raise NotApplicable(f"no interruption family applies to {window.window_id}: {reasons}")

@@ -1,0 +1,45 @@
+"""Stage: Qwen3-VL judging of the pre-filtered windows (off in the offline profile; the pre-filter decides)."""
+from __future__ import annotations
+
+import functools
+import time
+
+from schemas.config import Config, VLMConfig
+from tasks.stage import Clip, Outcome, Resources, stage_task
+from tasks.vlm.backends import VLMBackend, make_backend
+from tasks.vlm.judge import judge_windows
+from taxonomy import load_taxonomy
+
+RESOURCES = Resources(cpus=1.0, gpus=1.0)  # production: one model per GPU
+
+
+@functools.lru_cache(maxsize=2)
+def _backend(config_json: str) -> VLMBackend:
+    """One model per worker process, loaded on first use and kept (keyed by the VLM config)."""
+    return make_backend(VLMConfig.model_validate_json(config_json))
+
+
+@stage_task("judge-events")
+def judge_events(clip: Clip, config: Config) -> Clip:
+    """Every window gets one judgement; rejected and failed ones leave with the VLM's reason."""
+    if not config.vlm.enabled or not clip.windows:
+        return clip
+    started = time.perf_counter()
+    backend = _backend(config.vlm.model_dump_json())
+    judgements = judge_windows(clip.windows, backend, config.vlm, load_taxonomy())
+    kept = []
+    for window, judgement in zip(clip.windows, judgements):
+        verdict = judgement.verdict
+        if verdict is not None:
+            window.scores.update({"vlm_confidence": verdict.confidence,
+                                  "vlm_spatial_occupancy": verdict.spatial_occupancy,
+                                  "vlm_temporal_occupancy": verdict.temporal_occupancy,
+                                  "vlm_scene_cut": float(verdict.scene_cut)})
+        if judgement.decision == "accepted":
+            kept.append(window)
+        else:
+            clip.drop(window, Outcome(judgement.decision, judgement.reason or "vlm_rejected",  # type: ignore[arg-type]
+                                      error=judgement.raw_excerpt or None, stage="judge-events"))
+    clip.windows = kept
+    clip.timings["judge-events"] = time.perf_counter() - started
+    return clip

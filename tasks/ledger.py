@@ -1,0 +1,69 @@
+"""The per-clip ledger: which inputs are finished, so a rerun redoes none of them and repeats no key."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from schemas.manifest import ManifestRow
+from tasks.pack import published_keys
+from tasks.records import SourceItem
+from tasks.run import RunContext, sha256_file
+
+
+@dataclass
+class WorkSplit:
+    todo: list[SourceItem]
+    done_rows: dict[str, list[ManifestRow]] = field(default_factory=dict)  # clip id -> its rows
+    redo_reasons: dict[str, str] = field(default_factory=dict)  # clip id -> why a ledger entry was not trusted
+
+
+def finished_rows(item: SourceItem, run: RunContext, packed: dict[str, str]) -> tuple[list[ManifestRow] | None, str]:
+    """The clip's rows when its ledger entry is complete and its outputs verify; else None and why not."""
+    path = run.clips / f"{item.clip_id}.json"
+    if not path.exists():
+        return None, "new"
+    try:
+        entry = json.loads(path.read_text())
+        rows = [ManifestRow.model_validate(r) for r in entry["rows"]]
+    except (ValueError, KeyError) as exc:
+        return None, f"unreadable ledger entry ({exc})"
+    if entry.get("clip_hash") != run.clip_hash:
+        return None, "configuration changed"
+    if item.error is None and any(r.status == "failed" and r.reason == "source_error" for r in rows):
+        return None, "its source failed earlier and is available now"
+    for key, checksum in entry.get("checksums", {}).items():
+        if key in packed:
+            continue
+        mp4 = run.samples / key / "mp4"
+        if not mp4.exists():
+            return None, f"staged sample {key} is missing"
+        if sha256_file(mp4) != checksum:
+            return None, f"staged sample {key} is corrupt (checksum mismatch)"
+    return rows, "finished"
+
+
+@task(name="split-finished", cache_policy=NO_CACHE, persist_result=False)
+def split_finished(items: list[SourceItem], run: RunContext) -> WorkSplit:
+    packed = published_keys(run.shards)
+    split = WorkSplit(todo=[])
+    for item in items:
+        rows, why = finished_rows(item, run, packed)
+        if rows is None:
+            split.todo.append(item)
+            if why != "new":
+                split.redo_reasons[item.clip_id] = why
+        else:
+            split.done_rows[item.clip_id] = rows
+    return split
+
+
+def load_rows(items: list[SourceItem], run: RunContext) -> list[ManifestRow]:
+    rows: list[ManifestRow] = []
+    for item in items:
+        path = run.clips / f"{item.clip_id}.json"
+        if path.exists():
+            rows += [ManifestRow.model_validate(r) for r in json.loads(path.read_text())["rows"]]
+    return rows

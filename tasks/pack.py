@@ -1,0 +1,119 @@
+"""Packing staged samples into WebDataset shards, bounded by bytes and by sample count.
+
+A shard is written under OUT/.tmp and renamed into OUT/shards/ only when complete and fsynced, so a reader (or
+a killed run) never sees a truncated shard. The published shards are the truth about what is packed: a rerun
+lists their members and packs only keys that are in none of them, so no key is ever packed twice.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tarfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.run import RunContext
+
+SHARD_RE = re.compile(r"^shard-(\d{6})\.tar$")
+_TAR_OVERHEAD = 1024  # header + padding per member, generously
+
+
+def shard_members(path: Path) -> dict[str, list[str]]:
+    """key -> member extensions of one shard (headers only; no payload is read)."""
+    members: dict[str, list[str]] = {}
+    with tarfile.open(path, "r:") as tar:
+        for info in tar:
+            key, _, ext = info.name.partition(".")
+            members.setdefault(key, []).append(ext)
+    return members
+
+
+def published_keys(shards: Path) -> dict[str, str]:
+    """key -> shard file name, over every published shard."""
+    index: dict[str, str] = {}
+    for path in sorted(shards.glob("shard-*.tar")):
+        for key in shard_members(path):
+            index[key] = path.name
+    return index
+
+
+@dataclass
+class PackResult:
+    key_to_shard: dict[str, str]
+    new_shards: list[str] = field(default_factory=list)
+    shard_bytes: dict[str, int] = field(default_factory=dict)
+
+
+def _sample_files(directory: Path) -> list[Path]:
+    order = {"mp4": 0, "degraded.mp4": 1, "graph.json": 2, "meta.json": 3}
+    return sorted((p for p in directory.iterdir() if p.is_file()), key=lambda p: (order.get(p.name, 9), p.name))
+
+
+class _ShardWriter:
+    def __init__(self, run: RunContext, number: int):
+        self.run = run
+        self.name = f"shard-{number:06d}.tar"
+        self.tmp = run.tmp / f"{self.name}.part"
+        self.tar = tarfile.open(self.tmp, "w", format=tarfile.USTAR_FORMAT)
+        self.keys: list[str] = []
+        self.bytes = 0
+
+    def add(self, key: str, files: list[Path]) -> None:
+        for path in files:
+            info = tarfile.TarInfo(f"{key}.{path.name}")
+            info.size = path.stat().st_size
+            info.mode, info.mtime = 0o444, 0  # deterministic members
+            with open(path, "rb") as handle:
+                self.tar.addfile(info, handle)
+            self.bytes += info.size + _TAR_OVERHEAD
+        self.keys.append(key)
+
+    def publish(self) -> int:
+        self.tar.close()
+        with open(self.tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        final = self.run.shards / self.name
+        os.replace(self.tmp, final)
+        dir_fd = os.open(self.run.shards, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return final.stat().st_size
+
+
+@task(name="pack-shards", cache_policy=NO_CACHE, persist_result=False)
+def pack_shards(run: RunContext, keys: list[str]) -> PackResult:
+    """Pack the staged samples of ``keys`` (in order) that no published shard holds yet."""
+    pack = run.config.pack
+    index = published_keys(run.shards)
+    numbers = [int(m.group(1)) for p in run.shards.iterdir() if (m := SHARD_RE.match(p.name))]
+    next_number = max(numbers, default=-1) + 1
+    result = PackResult(dict(index))
+    writer: _ShardWriter | None = None
+    for key in keys:
+        if key in index:
+            continue
+        directory = run.samples / key
+        files = _sample_files(directory)
+        size = sum(p.stat().st_size + _TAR_OVERHEAD for p in files)
+        if writer and (writer.bytes + size > pack.max_shard_bytes or len(writer.keys) >= pack.max_shard_samples):
+            result.shard_bytes[writer.name] = writer.publish()
+            result.new_shards.append(writer.name)
+            writer = None
+        if writer is None:
+            writer = _ShardWriter(run, next_number)
+            next_number += 1
+        writer.add(key, files)
+        result.key_to_shard[key] = writer.name
+    if writer is not None:
+        result.shard_bytes[writer.name] = writer.publish()
+        result.new_shards.append(writer.name)
+    for key in keys:  # staged copies of packed samples are no longer needed
+        if key in result.key_to_shard:
+            shutil.rmtree(run.samples / key, ignore_errors=True)
+    return result

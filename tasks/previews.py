@@ -1,0 +1,52 @@
+"""Contact sheets for the run report: a few published samples per interruption kind."""
+from __future__ import annotations
+
+import tarfile
+from collections import defaultdict
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from schemas.manifest import ManifestRow
+from schemas.sample_io import decode_sample
+from tasks.preview import render_preview
+from tasks.run import RunContext
+
+
+def read_sample(shard: Path, key: str) -> dict[str, bytes]:
+    raw: dict[str, bytes] = {"__key__": key}  # type: ignore[dict-item]
+    with tarfile.open(shard, "r:") as tar:
+        for info in tar:
+            name_key, _, ext = info.name.partition(".")
+            if name_key == key:
+                handle = tar.extractfile(info)
+                assert handle is not None
+                raw[ext] = handle.read()
+    if len(raw) == 1:
+        raise KeyError(f"no sample '{key}' in {shard}")
+    return raw
+
+
+def preview_sample(shard: Path, key: str, out_png: Path) -> Path:
+    sample = decode_sample(read_sample(shard, key))
+    degraded = sample.degraded_frames() if sample.degraded_mp4 is not None else None
+    title = f"{key} · {sample.graph.interruption.kind.value} · {', '.join(sample.meta.tags) or 'untagged'}"
+    return render_preview(sample.clean_frames(), degraded, sample.graph, title, out_png)
+
+
+@task(name="render-previews", cache_policy=NO_CACHE, persist_result=False)
+def render_previews(run: RunContext, rows: list[ManifestRow], per_kind: int = 1) -> list[str]:
+    """Up to ``per_kind`` previews per interruption kind; paths relative to OUT (for report.md)."""
+    picked: dict[str, list[ManifestRow]] = defaultdict(list)
+    for row in rows:
+        if row.status == "accepted" and row.shard and len(picked[row.interruption or "none"]) < per_kind:
+            picked[row.interruption or "none"].append(row)
+    paths = []
+    for kind in sorted(picked):
+        for row in picked[kind]:
+            out_png = run.previews / f"{row.key}.png"
+            if not out_png.exists():
+                preview_sample(run.shards / row.shard, row.key, out_png)  # type: ignore[operator]
+            paths.append(str(out_png.relative_to(run.out)))
+    return paths

@@ -1,0 +1,67 @@
+"""The typed records that flow between stages (NeMo-Curator style: Source -> Video -> Window -> Sample).
+
+Each stage declares which record it takes and returns. Frames are decoded once per source and shared by
+every stage that looks at pixels; only the packer encodes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One input: a file to decode, or a procedural clip to render. JSON-able except nothing; no secrets."""
+
+    clip_id: str  # stable, filesystem-safe id, e.g. "local-3f2a9c0d1e22"
+    source: str  # "local" | "synthetic" | "pexels"
+    uri: str  # where it came from (never a signed URL or a key)
+    path: str | None = None  # local file to decode; None for synthetic
+    provenance: dict[str, Any] = field(default_factory=dict)  # license, attribution, query, taxonomy type, ...
+    error: str | None = None  # set when the item failed before decoding (e.g. a download failed)
+
+
+@dataclass
+class GroundTruth:
+    """Exact per-frame truth a source knows (synthetic), aligned with the window's frames."""
+
+    camera_c2w: np.ndarray  # (N,4,4) float32, OpenCV axes, frame 0 = identity
+    intrinsics: np.ndarray  # (N,3,3) float32, pixels of the normalised frame
+    depth: np.ndarray | None = None  # (N,H,W) float32
+    state: np.ndarray | None = None  # (N,) float32 event state value
+    object_mask: np.ndarray | None = None  # (N,H,W) bool, moving object's visible pixels
+    object_box: np.ndarray | None = None  # (N,4) float32 x0,y0,x1,y1; NaN when not visible
+    loop_return_frame: int | None = None
+    event_type: str | None = None
+    caption: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Window:
+    """An 81-frame, 16 fps, 480x832 RGB window cut from one source, with everything learned about it so far."""
+
+    item: SourceItem
+    index: int  # window number within the source
+    start_frame: int  # in the source's 16 fps timeline
+    frames: np.ndarray  # (81,480,832,3) uint8 RGB
+    span_s: tuple[float, float]  # source time span in seconds
+    truth: GroundTruth | None = None
+    camera_c2w: np.ndarray | None = None  # estimated or native geometry (raw, frame 0 = identity)
+    intrinsics: np.ndarray | None = None
+    depth: np.ndarray | None = None
+    depth_conf: np.ndarray | None = None
+    geometry: dict[str, Any] = field(default_factory=dict)  # backend, quality scores, translation scale
+    dynamic_box: tuple[int, int, int, int] | None = None  # x0,y0,x1,y1 (pixels) of the moving region
+    dynamic_mask: np.ndarray | None = None  # (h,w) bool at motion-analysis resolution
+    scores: dict[str, float] = field(default_factory=dict)  # filter scores
+    tags: list[str] = field(default_factory=list)  # taxonomy ids
+    vlm: dict[str, Any] | None = None
+    caption: str = ""
+    augmented: Any = None  # tasks.augment.Augmented once the graph stage ran
+
+    @property
+    def window_id(self) -> str:
+        return f"{self.item.clip_id}-w{self.index:02d}"

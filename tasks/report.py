@@ -1,0 +1,111 @@
+"""The run summary: OUT/report.md, OUT/metrics.json and a Prefect markdown artifact (same facts in each)."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from schemas.manifest import ManifestRow
+from tasks.run import RunContext, atomic_write_bytes, atomic_write_json
+
+
+@dataclass
+class RunStats:
+    """What the flow measured while it ran."""
+
+    wall_s: float = 0.0
+    clips_processed: int = 0  # inputs worked on in this invocation
+    clips_reused: int = 0  # inputs whose ledger entry was reused (resume)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    redo_reasons: dict[str, str] = field(default_factory=dict)
+    source_stats: dict[str, Any] = field(default_factory=dict)
+    new_shards: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    previews: list[str] = field(default_factory=list)
+
+    def add(self, result: Any) -> None:
+        """Account one finished clip (a tasks.samples.ClipResult)."""
+        self.clips_processed += 1
+        for stage, seconds in result.timings.items():
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+
+    def finish(self, started: float, new_shards: list[str], config: Any) -> None:
+        import time
+
+        self.wall_s = time.perf_counter() - started
+        self.new_shards = new_shards
+        if not config.vlm.enabled:
+            self.notes.append("The VLM judge is off (offline profile: random weights cannot judge); the motion "
+                              "and scene-cut pre-filter decided acceptance. Use configs/gpu.yaml for Qwen3-VL.")
+
+
+def _table(title: str, counts: Counter, header: str = "count") -> list[str]:
+    lines = [f"### {title}", "", f"| {title.split(' by ')[-1]} | {header} |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))]
+    return lines + [""]
+
+
+def summarise(run: RunContext, rows: list[ManifestRow], stats: RunStats) -> dict[str, Any]:
+    shards = sorted(run.shards.glob("shard-*.tar"))
+    accepted = [r for r in rows if r.status == "accepted"]
+    processed = max(stats.clips_processed, 1)
+    return {
+        "run_id": run.run_id, "out": str(run.out), "config_hash": run.config.config_hash, "clip_hash": run.clip_hash,
+        "inputs": len({r.clip_id for r in rows}), "rows": len(rows),
+        "status": dict(Counter(r.status for r in rows)),
+        "reasons": dict(Counter(f"{r.status}: {r.reason}" for r in rows if r.status != "accepted")),
+        "event_groups": dict(Counter(r.event_group or "unknown" for r in accepted)),
+        "interruptions": dict(Counter(r.interruption or "none" for r in accepted)),
+        "shards": {p.name: p.stat().st_size for p in shards},
+        "wall_s": round(stats.wall_s, 2), "clips_processed": stats.clips_processed, "clips_reused": stats.clips_reused,
+        "clips_per_s": round(stats.clips_processed / stats.wall_s, 4) if stats.wall_s else None,
+        "stage_seconds_per_clip": {k: round(v / processed, 3) for k, v in sorted(stats.stage_seconds.items())},
+        "redo_reasons": stats.redo_reasons, "source_stats": stats.source_stats, "notes": stats.notes,
+        "previews": stats.previews,
+    }
+
+
+def render_markdown(summary: dict[str, Any]) -> str:
+    status = Counter(summary["status"])
+    lines = [f"# remind-curate run {summary['run_id']}", "",
+             f"Output: `{summary['out']}`  ·  config hash `{summary['config_hash']}`", ""]
+    if not status.get("accepted"):
+        lines += ["> **No sample was accepted.** Check the reasons below before using this output.", ""]
+    lines += [f"- inputs: {summary['inputs']}, candidate rows: {summary['rows']}",
+              f"- processed now: {summary['clips_processed']} clips in {summary['wall_s']} s "
+              f"({summary['clips_per_s']} clips/s); reused from an earlier attempt: {summary['clips_reused']}", ""]
+    for note in summary["notes"]:
+        lines += [f"> {note}", ""]
+    lines += _table("Rows by status", status)
+    if summary["reasons"]:
+        lines += _table("Rejected and failed by reason", Counter(summary["reasons"]))
+    lines += _table("Accepted by event group", Counter(summary["event_groups"]))
+    lines += _table("Accepted by interruption", Counter(summary["interruptions"]))
+    lines += ["### Shards", "", "| shard | MiB |", "|---|---:|"]
+    lines += [f"| {name} | {size / 2**20:.2f} |" for name, size in summary["shards"].items()] + [""]
+    lines += ["### Seconds per clip by stage", "", "| stage | s/clip |", "|---|---:|"]
+    lines += [f"| {k} | {v} |" for k, v in summary["stage_seconds_per_clip"].items()] + [""]
+    if summary["source_stats"]:
+        lines += ["### Source", "", "```", *[f"{k}: {v}" for k, v in summary["source_stats"].items()], "```", ""]
+    if summary["redo_reasons"]:
+        lines += ["### Recomputed cached clips", ""] + [f"- {k}: {v}" for k, v in summary["redo_reasons"].items()]
+        lines += [""]
+    if summary["previews"]:
+        lines += ["### Previews", ""] + [f"![{Path(p).stem}]({p})" for p in summary["previews"]] + [""]
+    lines += ["Outputs: `shards/*.tar` (WebDataset), `manifest.parquet`, `metrics.json`, `config.yaml`, `previews/`."]
+    return "\n".join(lines) + "\n"
+
+
+@task(name="report", cache_policy=NO_CACHE, persist_result=False)
+def write_report(run: RunContext, rows: list[ManifestRow], stats: RunStats) -> dict[str, Any]:
+    summary = summarise(run, rows, stats)
+    markdown = render_markdown(summary)
+    atomic_write_bytes(run.out / "report.md", markdown.encode(), run.tmp)
+    atomic_write_json(run.out / "metrics.json", summary)
+    create_markdown_artifact(markdown=markdown, key="ingest-report", description=f"remind-curate {run.run_id}")
+    return summary

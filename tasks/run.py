@@ -1,0 +1,146 @@
+"""The output folder of a run: its layout, its identity, its lock, and atomic file writes.
+
+OUT/
+  run.json, config.yaml        identity: run id, config and config hash (a rerun must use the same config)
+  shards/shard-NNNNNN.tar      published shards (only complete ones ever appear here)
+  manifest.parquet             one row per candidate window / input
+  report.md, metrics.json      the run summary
+  previews/                    contact sheets
+  cache/clips/<clip>.json      per-clip ledger: a clip with a valid ledger is never redone
+  cache/windows/<window>/      normalised clean clip + filter/geometry results (what regenerate reuses)
+  cache/samples/<key>/         packed-sample members waiting for (or already in) a shard
+  .tmp/                        partial files; nothing here is ever read as output
+"""
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from schemas.config import Config
+
+
+def atomic_write_bytes(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
+    """Write to a temporary file, fsync, then rename: readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = tmp_dir or path.parent
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_dir / f".{path.name}.{os.getpid()}.part"
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class RunLockedError(RuntimeError):
+    pass
+
+
+class ConfigMismatchError(RuntimeError):
+    pass
+
+
+# The sections a clip's cached work depends on; changing any other section (pack, ray, pexels) reuses it.
+CLIP_SECTIONS = ("normalise", "prefilter", "vlm", "geometry", "augment", "encode", "synthetic", "seed")
+
+
+@dataclass
+class RunContext:
+    out: Path
+    config: Config
+    run_id: str
+    clip_hash: str  # hash of CLIP_SECTIONS: key of every per-clip cache entry
+    parent: Path | None = None  # regenerate: the run whose cache is reused
+    _lock: Any = field(default=None, repr=False)
+
+    @property
+    def shards(self) -> Path:
+        return self.out / "shards"
+
+    @property
+    def tmp(self) -> Path:
+        return self.out / ".tmp"
+
+    @property
+    def clips(self) -> Path:
+        return self.out / "cache" / "clips"
+
+    @property
+    def windows(self) -> Path:
+        return self.out / "cache" / "windows"
+
+    @property
+    def samples(self) -> Path:
+        return self.out / "cache" / "samples"
+
+    @property
+    def previews(self) -> Path:
+        return self.out / "previews"
+
+    def release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def _clip_hash(config: Config) -> str:
+    data = config.model_dump(mode="json")
+    blob = json.dumps({k: data[k] for k in CLIP_SECTIONS}, sort_keys=True).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def open_run(out: Path, config: Config, kind: str = "ingest", parent: Path | None = None) -> RunContext:
+    """Create or resume OUT. Refuses a second live process on the same OUT and a changed config."""
+    out = Path(out).resolve()
+    for sub in ("shards", ".tmp", "cache/clips", "cache/windows", "cache/samples", "previews"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    lock = open(out / ".lock", "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError as exc:
+        lock.close()
+        raise RunLockedError(f"another remind-curate process is writing {out}") from exc
+    for stale in (out / ".tmp").iterdir():  # partial files of a killed run: never published, safe to drop
+        stale.unlink() if stale.is_file() else None
+    record_path = out / "run.json"
+    clip_hash = _clip_hash(config)
+    if record_path.exists():
+        record = json.loads(record_path.read_text())
+        if record["clip_hash"] != clip_hash:
+            lock.close()
+            raise ConfigMismatchError(
+                f"{out} was produced with a different configuration (clip hash {record['clip_hash']}, now "
+                f"{clip_hash}); use a new --out, or `remind-curate regenerate --from {out}` for new augmentations")
+        record["resumed"] = record.get("resumed", 0) + 1
+    else:
+        now = dt.datetime.now(dt.timezone.utc)
+        record = {"run_id": f"{kind}-{now:%Y%m%dT%H%M%SZ}-{clip_hash[:8]}", "kind": kind,
+                  "created_at": now.isoformat(), "clip_hash": clip_hash, "config_hash": config.config_hash,
+                  "parent": str(parent) if parent else None, "resumed": 0}
+    atomic_write_json(record_path, record)
+    atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
+    return RunContext(out, config, record["run_id"], clip_hash, parent, lock)

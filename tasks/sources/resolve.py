@@ -1,0 +1,52 @@
+"""Parsing `--source` specs into source items: local:PATH | synthetic:N | pexels:[TYPE,...]."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from schemas.config import Config
+from tasks.records import SourceItem
+from tasks.sources.local import local_items
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    kind: str  # local | synthetic | pexels
+    arg: str
+
+    @classmethod
+    def parse(cls, spec: str) -> "SourceSpec":
+        kind, sep, arg = spec.partition(":")
+        if kind not in ("local", "synthetic", "pexels") or (not sep and kind != "pexels"):
+            raise ValueError(f"unknown source '{spec}': use local:PATH, synthetic:N or pexels[:TYPE,...]")
+        if kind == "synthetic" and (not arg.isdigit() or int(arg) < 1):
+            raise ValueError(f"synthetic:N needs a positive clip count, got '{arg}'")
+        if kind == "local" and not arg:
+            raise ValueError("local:PATH needs a folder, file or fsspec URL")
+        return cls(kind, arg)
+
+
+@dataclass
+class SourceListing:
+    items: list[SourceItem]
+    stats: dict[str, Any] = field(default_factory=dict)  # e.g. Pexels requests spent and budget left
+
+
+@task(name="list-sources", cache_policy=NO_CACHE, persist_result=False)
+def list_sources(spec: str, config: Config, out: Path, pexels_permission: bool = False) -> SourceListing:
+    """Every input of the run, in a stable order (the Pexels client retries its own requests)."""
+    source = SourceSpec.parse(spec)
+    if source.kind == "local":
+        return SourceListing(local_items(source.arg, out / "cache" / "fetched"))
+    if source.kind == "synthetic":
+        from tasks.sources.synthetic import synthetic_items
+
+        return SourceListing(synthetic_items(int(source.arg), config.synthetic))
+    from tasks.sources.pexels_source import pexels_listing
+
+    types = [t for t in source.arg.split(",") if t] or None
+    return pexels_listing(config, out, types, pexels_permission)

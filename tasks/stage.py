@@ -1,0 +1,108 @@
+"""What every stage shares: the clip record passed between stages, outcomes, and per-window error capture.
+
+A stage takes a ``Clip`` and returns it with its windows filtered or enriched. A window that a stage turns down
+leaves as a *rejected* outcome with a reason; a window on which a stage raises leaves as *failed* with the
+error. No stage raises for one bad window, so the run goes on and every input ends in the manifest.
+"""
+from __future__ import annotations
+
+import functools
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.records import SourceItem, Window
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one worker of a stage needs (NeMo-Curator style); Ray uses it when the stage runs distributed."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+
+
+class Reject(Exception):
+    """Raised by a window function to turn a window down with a stable reason code."""
+
+    def __init__(self, reason: str, detail: str = "", scores: dict[str, float] | None = None):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+        self.scores = scores or {}
+
+
+@dataclass
+class Outcome:
+    """A window (or an input with no window) that left the pipeline before packing."""
+
+    status: Literal["rejected", "failed"]
+    reason: str
+    window: int | None = None
+    error: str | None = None
+    stage: str = ""
+    span_s: tuple[float, float] | None = None
+    scores: dict[str, float] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Clip:
+    """One source moving through the stages: its live windows and the outcomes of those that dropped out."""
+
+    item: SourceItem
+    windows: list[Window] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
+    notes: dict[str, Any] = field(default_factory=dict)  # source facts (fps, duration, codec, cuts)
+
+    def drop(self, window: Window, outcome: Outcome) -> None:
+        outcome.window = window.index
+        outcome.span_s = window.span_s
+        outcome.scores = {**window.scores, **outcome.scores}
+        outcome.tags = outcome.tags or list(window.tags)
+        self.outcomes.append(outcome)
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line a user can act on: the exception type, its message and where it came from."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {frames[-1].name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def stage_task(name: str, retries: int = 0):
+    """Wrap a stage function as a Prefect task with no Prefect cache (clips are cached by the run ledger, and
+    hashing frames would cost more than the work) and no persisted result."""
+    return task(name=name, cache_policy=NO_CACHE, persist_result=False, retries=retries, log_prints=False)
+
+
+def per_window(name: str) -> Callable[[Callable[..., Window]], Callable[..., Clip]]:
+    """Lift ``fn(window, *args) -> Window`` to ``Clip -> Clip`` with Reject/exception capture and timing."""
+
+    def decorate(fn: Callable[..., Window]) -> Callable[..., Clip]:
+        @functools.wraps(fn)
+        def run(clip: Clip, *args: Any, **kwargs: Any) -> Clip:
+            started = time.perf_counter()
+            kept: list[Window] = []
+            for window in clip.windows:
+                try:
+                    kept.append(fn(window, *args, **kwargs))
+                except Reject as rej:
+                    clip.drop(window, Outcome("rejected", rej.reason, error=rej.detail or None, stage=name,
+                                              scores=rej.scores))
+                except Exception as exc:  # noqa: BLE001 - one bad window must not stop the run
+                    clip.drop(window, Outcome("failed", f"{name}_error", error=describe_error(exc), stage=name))
+            clip.windows = kept
+            clip.timings[name] = clip.timings.get(name, 0.0) + time.perf_counter() - started
+            return clip
+
+        return run
+
+    return decorate

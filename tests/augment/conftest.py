@@ -1,0 +1,90 @@
+"""Synthetic windows with exact ground truth, rendered once per session (about 3 s each at 480x832)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from schemas.config import SyntheticConfig
+from tasks.records import SourceItem, Window
+from tasks.sources.synthetic import SyntheticClip, clip_spec, render_synthetic_clip
+
+STATIC_FILL = 0  # fill / static: a glass filling up in the middle of the frame
+LOOP = 2  # rotate / pan_return: the camera turns away and comes back
+STATIC_TRANSLATE = 11  # translate / static: a ball crossing the frame
+
+
+def window_from(clip: SyntheticClip, with_truth: bool = True, clip_id: str | None = None) -> Window:
+    item = SourceItem(clip_id=clip_id or f"synthetic-{clip.seed}-{clip.index:05d}", source="synthetic",
+                      uri=f"synthetic://{clip.seed}/{clip.index}")
+    return Window(item=item, index=0, start_frame=0, frames=clip.frames, span_s=(0.0, 81 / 16),
+                  truth=clip.to_ground_truth() if with_truth else None)
+
+
+def _render(index: int, trajectory: str) -> SyntheticClip:
+    assert clip_spec(index, SyntheticConfig())[1] == trajectory
+    return render_synthetic_clip(index, SyntheticConfig())
+
+
+@pytest.fixture(scope="session")
+def static_clip() -> SyntheticClip:
+    return _render(STATIC_FILL, "static")
+
+
+@pytest.fixture(scope="session")
+def loop_clip() -> SyntheticClip:
+    return _render(LOOP, "pan_return")
+
+
+@pytest.fixture(scope="session")
+def subject_clip() -> SyntheticClip:
+    return _render(STATIC_TRANSLATE, "static")
+
+
+@pytest.fixture(scope="session")
+def static_window(static_clip: SyntheticClip) -> Window:
+    return window_from(static_clip)
+
+
+@pytest.fixture(scope="session")
+def bare_window(static_clip: SyntheticClip) -> Window:
+    """Pixels only: no truth, no geometry, no dynamic region (a local video before any analysis)."""
+    return window_from(static_clip, with_truth=False, clip_id="local-bare")
+
+
+@pytest.fixture()
+def tiny_window() -> Window:
+    """A fast 81x48x80 noise window with a dynamic box, for schedule properties over many seeds."""
+    rng = np.random.default_rng(7)
+    frames = rng.integers(0, 256, size=(81, 48, 80, 3), dtype=np.uint8)
+    item = SourceItem(clip_id="tiny", source="local", uri="file:///tiny.mp4")
+    return Window(item=item, index=0, start_frame=0, frames=frames, span_s=(0.0, 81 / 16), dynamic_box=(50, 10, 70, 30))
+
+
+def marker_centroid(image: np.ndarray, x: float, y: float, radius: float) -> tuple[float, float]:
+    """Darkness-weighted centroid inside a disc around (x, y): the marker's white pad makes it exact."""
+    gray = image.astype(np.float64).mean(axis=-1)
+    r = int(np.ceil(radius)) + 1
+    x0, y0 = int(round(x)) - r, int(round(y)) - r
+    ys, xs = np.mgrid[y0:y0 + 2 * r + 1, x0:x0 + 2 * r + 1]
+    weight = (255.0 - gray[y0:y0 + 2 * r + 1, x0:x0 + 2 * r + 1]) * (np.hypot(xs - x, ys - y) <= radius)
+    return float((weight * xs).sum() / weight.sum()), float((weight * ys).sum() / weight.sum())
+
+
+def check_common(aug, window: Window) -> None:
+    """What every interrupted result must satisfy: valid graph, 81-entry fields, interval in 9..68, clean ends."""
+    from schemas.graph import FrameGraph, NodeRole
+
+    graph = aug.graph
+    assert FrameGraph.model_validate(graph.model_dump()).problems() == []
+    assert all(len(v) == 81 for v in graph.per_frame.values())
+    itr = graph.interruption
+    assert itr.kind.value == aug.kind.value
+    assert 9 <= itr.start_frame <= itr.end_frame <= 68
+    roles = graph.roles()
+    assert roles[0] is NodeRole.anchor and NodeRole.recovery in roles
+    assert aug.degraded is not None and aug.degraded.shape == window.frames.shape
+    assert aug.degraded.dtype == np.uint8
+    assert all(f < itr.start_frame for f in graph.anchor_frames)
+    assert all(f > itr.end_frame for f in graph.recovery_frames)
+    for arr, shape in ((aug.degraded_camera, (81, 4, 4)), (aug.degraded_intrinsics, (81, 3, 3))):
+        assert arr is None or (arr.shape == shape and arr.dtype == np.float32)

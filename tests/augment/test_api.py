@@ -1,0 +1,96 @@
+"""choose_kind, applicable, fallbacks and determinism of tasks.augment."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from schemas.config import AugmentConfig, ExitEntryConfig
+from schemas.graph import InterruptionKind, NodeRole
+from tasks.augment import FALLBACKS, KINDS, applicable, augment, choose_kind
+from tests.augment.conftest import check_common
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 17, 12345])
+def test_choose_kind_equal_weights_every_kind_in_proportion(tiny_window, seed):
+    counts = Counter(choose_kind(tiny_window, AugmentConfig(), seed, ordinal).value for ordinal in range(24))
+    assert set(counts) == set(KINDS)
+    assert all(abs(c - 4) <= 1 for c in counts.values()), counts
+
+
+def test_choose_kind_zero_weight_never_drawn(tiny_window):
+    mixture = {k: 1.0 for k in KINDS} | {"zoom": 0.0, "none": 0.0}
+    config = AugmentConfig(mixture=mixture)
+    drawn = {choose_kind(tiny_window, config, seed, ordinal) for seed in range(3) for ordinal in range(200)}
+    drawn |= {choose_kind(tiny_window, config, seed, None) for seed in range(300)}
+    assert InterruptionKind.zoom not in drawn and InterruptionKind.none not in drawn
+    assert len(drawn) == 4
+
+
+def test_choose_kind_follows_weights_and_is_deterministic(tiny_window):
+    config = AugmentConfig(mixture={"light_toggle": 3.0, "occluder": 1.0})
+    counts = Counter(choose_kind(tiny_window, config, 5, i).value for i in range(400))
+    assert set(counts) == {"light_toggle", "occluder"} and abs(counts["light_toggle"] - 300) <= 2
+    assert choose_kind(tiny_window, config, 5, None) == choose_kind(tiny_window, config, 5, None)
+
+
+def test_none_is_a_clean_control(static_window):
+    aug = augment(static_window, "none", AugmentConfig(), seed=0)
+    assert aug.kind is InterruptionKind.none and aug.degraded is None
+    assert aug.degraded_camera is None and aug.degraded_intrinsics is None and aug.fallback_from is None
+    assert aug.graph.roles() == [NodeRole.anchor] + [NodeRole.context] * 6
+    assert aug.graph.interruption.start_frame is None
+    state = static_window.truth.state
+    assert np.allclose(aug.graph.per_frame["event_state"], state, atol=1e-5)
+
+
+def test_fallback_when_exit_entry_has_no_subject(bare_window):
+    config = AugmentConfig()
+    reason = applicable("exit_entry", bare_window, config)
+    assert reason is not None and "subject" in reason
+    aug = augment(bare_window, "exit_entry", config, seed=0)
+    assert aug.fallback_from == "exit_entry"
+    assert aug.kind.value == FALLBACKS["exit_entry"][0] == "camera_loop"
+    assert aug.params["fallback"]["from"] == "exit_entry" and "exit_entry" in aug.params["fallback"]["reasons"]
+    check_common(aug, bare_window)
+    # no geometry: a crop-window loop, with no camera claimed
+    assert aug.params["mode"] == "crop" and aug.degraded_camera is None and aug.degraded_intrinsics is None
+
+
+def test_fallback_skips_zero_weight_families(tiny_window):
+    bare = replace(tiny_window, dynamic_box=None)
+    config = AugmentConfig(mixture={"exit_entry": 1.0, "occluder": 1.0}, exit_entry=ExitEntryConfig())
+    assert applicable("exit_entry", bare, config) is not None and applicable("camera_loop", bare, config) is None
+    aug = augment(bare, "exit_entry", config, seed=0)
+    assert aug.kind is InterruptionKind.occluder and aug.fallback_from == "exit_entry"
+
+
+@pytest.mark.parametrize("kind", KINDS[1:])
+def test_same_seed_same_output_and_json_params(tiny_window, kind):
+    a = augment(tiny_window, kind, AugmentConfig(), seed=3)
+    b = augment(tiny_window, kind, AugmentConfig(), seed=3)
+    check_common(a, tiny_window)
+    assert np.array_equal(a.degraded, b.degraded)
+    assert a.graph == b.graph and a.params == b.params and a.fallback_from == b.fallback_from
+    json.dumps(a.params)
+    json.dumps(a.graph.model_dump(mode="json"))
+
+
+@pytest.mark.parametrize("kind", ["light_toggle", "occluder", "zoom", "camera_loop", "exit_entry"])
+def test_interruption_always_fits_between_anchor_and_recovery_chunks(tiny_window, kind):
+    seen = set()
+    for seed in range(25):
+        aug = augment(tiny_window, kind, AugmentConfig(), seed=seed)
+        check_common(aug, tiny_window)
+        assert aug.kind.value == kind
+        seen.add((aug.graph.interruption.start_frame, aug.graph.interruption.end_frame))
+    assert len(seen) > 5  # the seed moves the interval
+
+
+def test_different_seeds_differ(tiny_window):
+    a = augment(tiny_window, "light_toggle", AugmentConfig(), seed=0)
+    b = augment(tiny_window, "light_toggle", AugmentConfig(), seed=1)
+    assert a.params != b.params

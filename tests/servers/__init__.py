@@ -1,0 +1,1 @@
+"""Local fake servers used by tests (127.0.0.1 only)."""

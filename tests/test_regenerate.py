@@ -1,0 +1,183 @@
+"""`remind-curate regenerate`: new augmentations from a finished run's window cache, with no source read, no
+filter and no geometry call; clean clips reused byte for byte; every sample linked to its parent; resumable."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from benchmarks.regenerate import probed
+from tasks.manifest import read_manifest
+from tasks.previews import read_sample
+
+CLIPS = 4
+# Every test here needs the module's ingest (about a minute on 2 cores): each timeout covers it.
+pytestmark = pytest.mark.slow
+KINDS = ("none", "camera_loop", "light_toggle", "occluder", "zoom", "exit_entry")
+
+
+def _mixture(*kinds: str) -> dict[str, float]:
+    return {k: (1.0 if k in kinds else 0.0) for k in KINDS}
+
+
+def _yaml(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture(scope="module")
+def parent(prefect_server, tmp_path_factory):
+    """A finished ingest of CLIPS synthetic clips (default mixture), and the upstream calls it made."""
+    from flows.ingest import ingest
+
+    out = tmp_path_factory.mktemp("regen-parent") / "out"
+    with probed() as probe:
+        summary = ingest(source=f"synthetic:{CLIPS}", out=str(out))
+    assert summary["status"].get("accepted") == CLIPS, summary
+    return out, probe.snapshot()
+
+
+def _accepted(out: Path) -> dict[str, object]:
+    return {r.key: r for r in read_manifest(out / "manifest.parquet") if r.status == "accepted"}
+
+
+# -- configuration and inputs (no flow run) -------------------------------------------------------------------------
+@pytest.mark.timeout(600)
+def test_config_is_parent_config_with_overrides_and_cache_bound_sections_are_refused(parent, tmp_path):
+    from tasks.regenerate import RegenerateError, check_output, read_parent, regenerate_config
+
+    out, _ = parent
+    config = regenerate_config(out, _yaml(tmp_path / "a.yaml", {"augment": {"mixture": _mixture("zoom")},
+                                                                  "seed": 3}))
+    assert dict(config.augment.mixture) == _mixture("zoom") and config.seed == 3
+    for section, change in (("prefilter", {"prefilter": {"motion": {"frame_step": 2}}}),
+                            ("encode", {"encode": {"crf": 30}}), ("geometry", {"geometry": {"backend": "none"}}),
+                            ("normalise", {"normalise": {"windows_per_video": 1}})):
+        with pytest.raises(RegenerateError, match=section):
+            regenerate_config(out, _yaml(tmp_path / f"{section}.yaml", change))
+    with pytest.raises(RegenerateError, match="differ"):
+        check_output(out, read_parent(out))
+    with pytest.raises(RegenerateError, match="no manifest"):
+        unfinished = tmp_path / "unfinished"
+        unfinished.mkdir()
+        shutil.copy(out / "run.json", unfinished / "run.json")
+        read_parent(unfinished)
+
+
+@pytest.mark.timeout(600)
+def test_cached_windows_load_verified_and_corruption_is_a_failed_row(parent, tmp_path):
+    from schemas.config import load_config
+    from tasks.regenerate import CacheError, load_cached_clip, load_cached_windows, load_window_dir, read_parent
+    from tasks.run import open_run
+
+    out, _ = parent
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("shards", "previews", ".lock"))
+    windows = sorted(p for p in (copy / "cache" / "windows").iterdir())
+    good, bad = windows[0], windows[1]
+    window, clean = load_window_dir(good)
+    record = json.loads((good / "window.json").read_text())
+    assert window.window_id == good.name and clean == (good / "clean.mp4").read_bytes()
+    assert window.frames.shape == (81, 480, 832, 3) and window.depth.shape == (81, 120, 208)
+    assert window.depth.dtype == "float16" and window.camera_c2w.shape == (81, 4, 4)
+    assert window.scores == record["scores"] and window.tags == record["tags"]
+    assert window.truth.extra["index"] == record["truth"]["extra"]["index"] and window.truth.state.shape == (81,)
+    data = bytearray((bad / "clean.mp4").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (bad / "clean.mp4").write_bytes(bytes(data))
+    with pytest.raises(CacheError) as err:
+        load_window_dir(bad)
+    assert err.value.reason == "cache_corrupt"
+    failures: dict[str, str] = {}
+    assert [w.window_id for w in load_cached_windows(copy, failures)] == [p.name for p in windows if p != bad]
+    assert list(failures) == [bad.name] and "cache_corrupt" in failures[bad.name]
+    # In a run: the corrupt window becomes a failed row naming its parent; nothing of it is used.
+    parent_run = read_parent(copy)
+    run = open_run(tmp_path / "out2", load_config(copy / "config.yaml"), "regenerate", parent_run.out)
+    try:
+        item = next(i for i in parent_run.items if bad.name.startswith(i.clip_id))
+        clip = load_cached_clip.fn(item, parent_run, run)
+    finally:
+        run.release()
+    assert clip.windows == [] and [(o.status, o.reason) for o in clip.outcomes] == [("failed", "cache_corrupt")]
+    assert not (run.windows / bad.name).exists()
+
+
+# -- the flow ------------------------------------------------------------------------------------------------------
+@pytest.mark.timeout(900)
+def test_regenerate_relinks_reuses_clean_clips_and_resumes(parent, tmp_path, monkeypatch):
+    import tasks.regenerate as regen
+    from flows.regenerate import regenerate
+    from tasks.validate import validate_path
+
+    src, ingest_calls = parent
+    assert ingest_calls["source_reads"] >= CLIPS and ingest_calls["filter_calls"] >= CLIPS
+    assert ingest_calls["geometry_calls"] >= CLIPS  # the probes do fire on the ingest path
+    parent_rows = _accepted(src)
+    parent_run = json.loads((src / "run.json").read_text())["run_id"]
+    assert any(r.interruption != "light_toggle" for r in parent_rows.values())
+    override = _yaml(tmp_path / "light.yaml", {"augment": {"mixture": _mixture("light_toggle")}})
+    out = tmp_path / "out2"
+
+    # A regenerate killed after two clips: their ledger entries survive.
+    real_commit, committed = regen.commit_clip, []
+
+    def commit_then_die(clip, rows, run):
+        if len(committed) == 2:
+            raise RuntimeError("simulated kill")
+        real_commit(clip, rows, run)
+        committed.append(clip.item.clip_id)
+
+    monkeypatch.setattr(regen, "commit_clip", commit_then_die)
+    with pytest.raises(Exception, match="simulated kill"):
+        regenerate(source_out=str(src), out=str(out), config_path=str(override))
+    monkeypatch.setattr(regen, "commit_clip", real_commit)
+    assert sorted(p.stem for p in (out / "cache" / "clips").glob("*.json")) == sorted(committed)
+
+    with probed() as probe:
+        summary = regenerate(source_out=str(src), out=str(out), config_path=str(override))
+    calls = probe.snapshot()
+    assert {k: calls[k] for k in ("source_reads", "filter_calls", "geometry_calls")} == {
+        "source_reads": 0, "filter_calls": 0, "geometry_calls": 0}
+    assert calls["encodes"] == CLIPS - 2  # one degraded clip per redone sample; no clean clip re-encoded
+    assert summary["clips_reused"] == 2 and summary["clips_processed"] == CLIPS - 2
+    assert summary["status"] == {"accepted": CLIPS} and summary["interruptions"] == {"light_toggle": CLIPS}
+
+    rows = _accepted(out)
+    assert set(rows) == set(parent_rows)
+    record = json.loads((out / "run.json").read_text())
+    assert record["kind"] == "regenerate" and record["parent"] == str(src.resolve())
+    for key, row in rows.items():
+        assert row.parent_key == parent_rows[key].key and row.interruption == "light_toggle"
+        old = read_sample(src / "shards" / parent_rows[key].shard, key)
+        new = read_sample(out / "shards" / row.shard, key)
+        assert new["mp4"] == old["mp4"]  # the cached clean clip, not a re-encode
+        assert new.get("depth.npy") == old.get("depth.npy") and new["camera.npy"] == old["camera.npy"]
+        assert "degraded.mp4" in new
+        meta, graph = json.loads(new["meta.json"]), json.loads(new["graph.json"])
+        assert meta["parent_key"] == key and meta["parent_run"] == parent_run and meta["run_id"] == summary["run_id"]
+        assert meta["interruption"] == "light_toggle" and graph["interruption"]["kind"] == "light_toggle"
+        assert (out / "cache" / "windows" / key / "clean.mp4").stat().st_ino == \
+            (src / "cache" / "windows" / key / "clean.mp4").stat().st_ino  # hard link, no copy
+    report = validate_path(out)
+    assert report.ok, report.problems
+
+    with probed() as probe:  # a rerun of a finished regenerate redoes nothing
+        again = regenerate(source_out=str(src), out=str(out), config_path=str(override))
+    assert again["clips_reused"] == CLIPS and again["clips_processed"] == 0 and probe.snapshot()["encodes"] == 0
+    assert again["shards"] == summary["shards"]
+
+
+@pytest.mark.timeout(600)
+def test_cli_refuses_a_config_that_needs_a_new_ingest(parent, tmp_path, capsys):
+    from remind_curate.cli import main
+
+    src, _ = parent
+    bad = _yaml(tmp_path / "bad.yaml", {"prefilter": {"motion": {"min_temporal_occupancy": 0.9}}})
+    out = tmp_path / "out3"
+    assert main(["regenerate", "--from", str(src), "--out", str(out), "--config", str(bad)]) == 2
+    assert "prefilter.motion.min_temporal_occupancy" in capsys.readouterr().err
+    assert not out.exists()

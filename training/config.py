@@ -1,0 +1,198 @@
+"""The training configuration: one pydantic model, YAML files override only the keys they set.
+
+Defaults describe the tiny CPU setting (random-init Wan of a few layers, frames downscaled to 64x112 after decode);
+``configs/train-wan1.3b.yaml`` switches to pretrained Wan2.1-T2V-1.3B weights, 480x832 frames and GPU workers.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+REGIMES = ("all_history", "noisy_memory", "node_drop", "v2v_frontier", "reference_cache")
+Regime = Literal["all_history", "noisy_memory", "node_drop", "v2v_frontier", "reference_cache"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TransformerConfig(_Section):
+    """Keyword arguments of diffusers' WanTransformer3DModel when it is built from scratch (no ``pretrained``)."""
+
+    num_attention_heads: int = 2
+    attention_head_dim: int = 24
+    in_channels: int = 16
+    out_channels: int = 16
+    text_dim: int = 32
+    freq_dim: int = 32
+    ffn_dim: int = 96
+    num_layers: int = 2
+    rope_max_seq_len: int = 1024
+
+
+class PMRoPEConfig(_Section):
+    enabled: bool = True
+    phase_hidden: int = Field(64, ge=1, description="Hidden width of the per-layer phase MLP h(c).")
+    value_residual: bool = True
+    output_residual: bool = True
+
+
+class ModelConfig(_Section):
+    pretrained: str | None = Field(None, description="Diffusers folder (or subfolder) of a WanTransformer3DModel.")
+    pretrained_subfolder: str | None = "transformer"
+    tiny: TransformerConfig = TransformerConfig()
+    pm_rope: PMRoPEConfig = PMRoPEConfig()
+    attention_backend: Literal["auto", "dense", "flex"] = Field(
+        "auto", description="auto = flex-attention BlockMask on CUDA, a dense boolean mask on CPU.")
+    gradient_checkpointing: bool = False
+    text_len: int = Field(8, ge=1, description="Length of the (null) text context when no text encoder is set.")
+    train_new_only: bool = Field(False, description="Freeze the stock weights and train only the new modules.")
+
+
+class VAEConfig(_Section):
+    pretrained: str | None = Field(None, description="Diffusers folder of an AutoencoderKLWan.")
+    pretrained_subfolder: str | None = "vae"
+    base_dim: int = Field(8, description="Tiny random-init VAE width (ignored with pretrained).")
+    num_res_blocks: int = 1
+    seed: int = 0
+
+
+class MixtureConfig(_Section):
+    """Sampling weights by category; a category not listed gets ``default``; weight 0 excludes it."""
+
+    sources: dict[str, float] = Field(default_factory=dict, description="meta.source.kind -> weight")
+    event_groups: dict[str, float] = Field(default_factory=dict, description="meta.event_group -> weight")
+    interruptions: dict[str, float] = Field(default_factory=dict, description="interruption kind -> weight")
+    default: float = Field(1.0, ge=0)
+    buffer_size: int = Field(8, ge=1, description="Rows held by the sampler (bounds memory).")
+
+
+class DataConfig(_Section):
+    height: int = Field(64, description="Frames are resized to this in the decoder (480 in production).")
+    width: int = Field(112, description="Must be a multiple of 16 (VAE x8, patch x2).")
+    latents: Literal["cache", "on_the_fly"] = Field(
+        "cache", description="cache: the encode step writes latent shards first; on_the_fly: VAE in the loop.")
+    decode_cpus: float = Field(0.5, gt=0, description="CPUs per Ray Data decode task.")
+    decode_concurrency: int = Field(1, ge=1)
+    mixture: MixtureConfig = MixtureConfig()
+
+
+class NoisyMemoryConfig(_Section):
+    prob: float = Field(0.5, ge=0, le=1, description="Chance that a past chunk is put at high noise.")
+    sigma_min: float = Field(0.7, ge=0, le=1)
+    sigma_max: float = Field(0.95, ge=0, le=1)
+
+
+class NodeDropConfig(_Section):
+    prob: float = Field(0.3, ge=0, le=1, description="Chance that a non-degraded past node is dropped as well.")
+
+
+class FrontierConfig(_Section):
+    degraded_prefix_prob: float = Field(0.5, ge=0, le=1)
+
+
+class ReferenceCacheConfig(_Section):
+    max_refs: int = Field(2, ge=1)
+    gap_min: int = Field(0, ge=0, description="Gap G in chunks between the references and the target.")
+    gap_max: int = Field(4, ge=0)
+
+
+class CurriculumConfig(_Section):
+    weights: dict[str, float] = Field(default_factory=lambda: {r: 1.0 for r in REGIMES})
+    timestep_shift: float = Field(3.0, gt=0, description="Flow-matching shift s' = k s / (1 + (k - 1) s).")
+    sigma_min: float = 0.001
+    sigma_max: float = 0.999
+    noisy_memory: NoisyMemoryConfig = NoisyMemoryConfig()
+    node_drop: NodeDropConfig = NodeDropConfig()
+    v2v_frontier: FrontierConfig = FrontierConfig()
+    reference_cache: ReferenceCacheConfig = ReferenceCacheConfig()
+
+
+class LossConfig(_Section):
+    alpha: float = 0.2
+    gamma: float = 5.0
+    delta_warmup_steps: int = Field(2000, ge=0, description="The temporal-delta loss starts after this many steps.")
+
+
+class OptimConfig(_Section):
+    lr: float = 1e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_steps: int = Field(100, ge=0)
+    grad_clip: float = Field(1.0, gt=0)
+    grad_accum: int = Field(1, ge=1, description="Samples per optimiser step and worker (one sample per pass).")
+
+
+class RayTrainConfig(_Section):
+    address: str = Field("", description="Existing cluster; empty = a local Ray.")
+    num_cpus: int = Field(0, ge=0, description="Local Ray CPUs (0 = all cores).")
+    num_workers: int = Field(1, ge=1)
+    cpus_per_worker: float = Field(1.0, gt=0)
+    use_gpu: bool = False
+    gpus_per_worker: float = Field(1.0, ge=0)
+    torch_threads: int = Field(1, ge=1)
+
+
+class TrainConfig(_Section):
+    seed: int = 0
+    max_steps: int = Field(300, ge=1)
+    precision: Literal["fp32", "bf16"] = "fp32"
+    log_every: int = Field(10, ge=1)
+    checkpoint_every: int = Field(100, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    heatmap_every: int = Field(0, ge=0, description="0 = only at the end of the run.")
+    heatmap_layers: list[int] = Field(default_factory=lambda: [-1], description="Layer indices (negative = from end).")
+    heatmap_query_stride: int = Field(1, ge=1, description="Use every n-th query token (bounds memory).")
+    run_name: str = "remind-train"
+    model: ModelConfig = ModelConfig()
+    vae: VAEConfig = VAEConfig()
+    data: DataConfig = DataConfig()
+    curriculum: CurriculumConfig = CurriculumConfig()
+    loss: LossConfig = LossConfig()
+    optim: OptimConfig = OptimConfig()
+    ray: RayTrainConfig = RayTrainConfig()
+
+    def section_hash(self, *sections: str) -> str:
+        """Stable hash of the named sections: the cache key of work depending on them (e.g. latent shards)."""
+        data = self.model_dump(mode="json")
+        blob = json.dumps({name: data[name] for name in sections}, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "weights":
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_train_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Defaults, then the YAML file's keys, then ``overrides``. Unknown keys are an error.
+
+    ``curriculum.weights`` is replaced as a whole (a regime left out of a file's weights is not trained).
+    """
+    data = TrainConfig().model_dump(mode="python")
+    if path is not None:
+        loaded = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping at the top level")
+        data = _deep_merge(data, loaded)
+    if overrides:
+        data = _deep_merge(data, overrides)
+    config = TrainConfig.model_validate(data)
+    unknown = set(config.curriculum.weights) - set(REGIMES)
+    if unknown:
+        raise ValueError(f"unknown regimes in curriculum.weights: {sorted(unknown)}")
+    if not any(w > 0 for w in config.curriculum.weights.values()):
+        raise ValueError("curriculum.weights needs at least one positive weight")
+    if config.data.height % 16 or config.data.width % 16:
+        raise ValueError("data.height and data.width must be multiples of 16 (VAE x8, patch x2)")
+    return config

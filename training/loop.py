@@ -1,0 +1,165 @@
+"""The per-step training loop: one readable function, run by every Ray Train worker (or directly by benchmarks).
+
+Each step: draw the regime (the same on every worker: seeded by the step), then per sample plan the slots, noise
+them, predict the velocity, take the masked flow loss plus the gated temporal-delta loss, backward; then clip,
+AdamW, warm-up schedule, log, checkpoint, heatmap.
+"""
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+
+from training.config import TrainConfig
+from training.curriculum import assemble, plan_regime, sample_regime
+from training.data import TrainingSample, row_to_sample
+from training.heatmap import kv_importance, save_heatmap
+from training.loss import remind_loss
+from training.model.wan_causal import NEW_PARAMETER_MARK, CausalContext, build_model, remind_forward
+from training.vae import LatentEncoder
+
+Report = Callable[[dict[str, Any], Path | None], None]
+
+
+def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    scheduler: Any, step: int) -> None:
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / "model.safetensors"))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, directory / "optim.pt")
+    (directory / "state.json").write_text(json.dumps({"step": step}))
+
+
+def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
+                    scheduler: Any = None) -> int:
+    """Restore in place; returns the number of steps already taken."""
+    model.load_state_dict(load_file(str(directory / "model.safetensors"), device=str(next(model.parameters()).device)))
+    if optimizer is not None:
+        state = torch.load(directory / "optim.pt", weights_only=True, map_location="cpu")
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+    return int(json.loads((directory / "state.json").read_text())["step"])
+
+
+class MetricsLog:
+    """metrics.jsonl: one JSON object per logged step. On resume, lines past the checkpoint are dropped."""
+
+    def __init__(self, path: Path, resume_step: int) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if path.exists():
+            kept = [line for line in path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= resume_step]
+        path.write_text("".join(line + "\n" for line in kept))
+
+    def write(self, record: dict[str, Any]) -> None:
+        with self.path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def _mean_over_workers(values: dict[str, float], device: torch.device) -> dict[str, float]:
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return values
+    packed = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
+    dist.all_reduce(packed)
+    return dict(zip(values, (packed / dist.get_world_size()).tolist()))
+
+
+def heatmap(cfg: TrainConfig, model: torch.nn.Module, sample: TrainingSample, text: torch.Tensor, out: Path,
+            step: int, device: torch.device) -> Path:
+    """KV-importance of the observed clip along the streaming path, saved as heatmaps/kv_importance_<step>.png."""
+    source = "observed" if sample.has_degraded else "clean"
+    mass = kv_importance(model, sample.latents[source][None].to(device), sample.cameras[source][None].to(device),
+                         text, cfg.heatmap_layers, query_stride=cfg.heatmap_query_stride, seed=cfg.seed)
+    roles = [node.role.value[0].upper() for node in sample.graph.nodes]  # A(nchor) C(ontext) D(egraded) R(ecovery)
+    title = f"KV importance, step {step}, {sample.key} ({sample.graph.interruption.kind.value})"
+    return save_heatmap(mass, out / "heatmaps" / f"kv_importance_{step:06d}.png", title,
+                        [f"{i}{r}" for i, r in enumerate(roles)])
+
+
+def train_loop(cfg: TrainConfig, out: Path, rows: Iterator[dict[str, Any]], device: torch.device,
+               resume_dir: Path | None = None, report: Report | None = None, rank: int = 0) -> dict[str, Any]:
+    """Train until ``cfg.max_steps``; returns the last step's metrics. ``report`` receives each checkpoint."""
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.model, device, cfg.seed)
+    for name, param in model.named_parameters():
+        param.requires_grad_(not cfg.model.train_new_only or NEW_PARAMETER_MARK in name)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas,
+                                  weight_decay=cfg.optim.weight_decay)
+    warmup = max(cfg.optim.warmup_steps, 1)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
+    step = load_checkpoint(resume_dir, model, optimizer, scheduler) if resume_dir is not None else 0
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                        else None)
+    else:
+        ddp = model
+    encoder = LatentEncoder(cfg.vae, device) if cfg.data.latents == "on_the_fly" else None
+    text = torch.zeros(1, cfg.model.text_len, model.config.text_dim, device=device)  # null caption (see README)
+    log = MetricsLog(out / "metrics.jsonl", step) if rank == 0 else None
+    if rank == 0:
+        with (out / "events.jsonl").open("a") as events:
+            events.write(json.dumps({"event": "start", "step": step, "resumed": resume_dir is not None,
+                                     "time": time.time()}) + "\n")
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext())
+    first_sample: TrainingSample | None = None
+    metrics: dict[str, Any] = {"step": step, "resumed_from": step}
+
+    while step < cfg.max_steps:
+        started = time.perf_counter()
+        regime = sample_regime(cfg.curriculum.weights, np.random.default_rng([cfg.seed, step]))
+        rng = np.random.default_rng([cfg.seed, step, rank, 1])
+        noise_gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        sums = {"loss": 0.0, "loss_flow": 0.0, "loss_delta": 0.0, "delta_weight": 0.0, "delta_variance": 0.0}
+        for _ in range(cfg.optim.grad_accum):
+            sample = row_to_sample(next(rows), encoder)
+            first_sample = first_sample or sample
+            plan = plan_regime(regime, sample.graph, rng, cfg.curriculum, sample.has_degraded)
+            latents = {k: v.to(device) for k, v in sample.latents.items()}
+            inputs = assemble(plan, latents, {k: v.to(device) for k, v in sample.cameras.items()}, noise_gen)
+            ctx = CausalContext(inputs.positions, inputs.slots, inputs.cameras)
+            with autocast:
+                pred = remind_forward(ddp, inputs.xt, inputs.sigmas * 1000.0, text, ctx)
+            parts = remind_loss(pred.float(), inputs.xt, inputs.x0, inputs.noise, inputs.sigmas, inputs.loss_mask,
+                                inputs.slots, step, cfg.loss)
+            (parts.total / cfg.optim.grad_accum).backward()
+            for key, value in (("loss", parts.total.item()), ("loss_flow", parts.flow.item()),
+                               ("loss_delta", parts.delta.item()), ("delta_weight", parts.weight),
+                               ("delta_variance", parts.delta_variance)):
+                sums[key] += value / cfg.optim.grad_accum
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
+        optimizer.step()
+        scheduler.step()
+        step += 1
+
+        averaged = _mean_over_workers({**sums, "grad_norm": grad_norm}, device)
+        elapsed = time.perf_counter() - started
+        metrics = {"step": step, "regime": regime, **averaged, "lr": scheduler.get_last_lr()[0],
+                   "step_time_s": elapsed, "samples_per_s": cfg.optim.grad_accum / elapsed}
+        if not all(math.isfinite(v) for v in averaged.values()):
+            raise FloatingPointError(f"non-finite metrics at step {step}: {averaged}")
+        if log is not None and (step % cfg.log_every == 0 or step == 1 or step == cfg.max_steps):
+            log.write(metrics)
+        last = step == cfg.max_steps
+        if rank == 0 and first_sample is not None and (last or (cfg.heatmap_every and step % cfg.heatmap_every == 0)):
+            heatmap(cfg, model, first_sample, text, out, step, device)
+        if last or step % cfg.checkpoint_every == 0:
+            with tempfile.TemporaryDirectory() as tmp:
+                if rank == 0:
+                    save_checkpoint(Path(tmp), model, optimizer, scheduler, step)
+                if report is not None:
+                    report(metrics, Path(tmp) if rank == 0 else None)
+    return metrics

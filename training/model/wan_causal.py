@@ -1,0 +1,172 @@
+"""A stock diffusers WanTransformer3DModel, extended in place into ReMind's causal video DiT.
+
+Nothing of the stock forward is copied. ``attach_remind`` swaps in a rope module whose output (a ``RotaryContext``)
+carries the per-call context through the blocks, sets a ``ReMindAttnProcessor`` on every self-attention, and adds
+the zero-initialised PM-RoPE modules as ``blocks.N.attn1.pm_phase / pm_value / pm_out``: the only new state-dict
+keys. Per-chunk timesteps use the stock per-token timestep path (timestep of shape (B, tokens)).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from diffusers import WanTransformer3DModel
+from torch import nn
+
+from training.config import ModelConfig, PMRoPEConfig
+from training.model.attention import AttentionRecorder, ReMindAttnProcessor, RotaryContext
+from training.model.kv_cache import KVCache
+from training.model.pm_rope import CameraResidual, PhaseMLP
+
+NEW_PARAMETER_MARK = ".pm_"
+
+
+@dataclass
+class CausalContext:
+    """What one forward call needs besides latents, timesteps and text.
+
+    ``positions``: temporal RoPE position of each latent frame (may be non-contiguous: cached chunks keep their
+    original positions). ``slots``: attention slot (chunk order) of each latent frame; with ``causal`` a token
+    sees the tokens of its own and of earlier slots. ``cameras``: (B, F, 14) PM-RoPE descriptors.
+    """
+
+    positions: torch.Tensor
+    slots: torch.Tensor
+    cameras: torch.Tensor | None = None
+    causal: bool = True
+    cache: KVCache | None = None
+    write_cache: bool = False
+    recorder: AttentionRecorder | None = None
+
+    @classmethod
+    def chunked(cls, num_frames: int, chunk_size: int = 3, first_position: int = 0, **kwargs: object) -> "CausalContext":
+        """Contiguous positions from ``first_position``, slots = frame // chunk_size."""
+        frames = torch.arange(num_frames)
+        return cls(positions=frames + first_position, slots=frames // chunk_size, **kwargs)  # type: ignore[arg-type]
+
+
+class ContextRope(nn.Module):
+    """Replacement for WanRotaryPosEmbed: stock frequency tables, frame positions and context from the call."""
+
+    def __init__(self, base: nn.Module, backend: str = "dense") -> None:
+        super().__init__()
+        self.base = base  # WanRotaryPosEmbed: its tables are non-persistent buffers, so no new state-dict keys
+        self.backend = backend
+        self.pending: CausalContext | None = None
+
+    def forward(self, hidden_states: torch.Tensor) -> RotaryContext:
+        _, _, num_frames, height, width = hidden_states.shape
+        p_t, p_h, p_w = self.base.patch_size
+        if p_t != 1:
+            raise ValueError("chunk-causal attention needs a temporal patch size of 1")
+        pph, ppw = height // p_h, width // p_w
+        device = hidden_states.device
+        ctx = self.pending or CausalContext(torch.arange(num_frames), torch.zeros(num_frames, dtype=torch.long),
+                                            causal=False)
+        positions, slots = ctx.positions.to(device), ctx.slots.to(device)
+        if positions.shape != (num_frames,) or slots.shape != (num_frames,):
+            raise ValueError(f"positions/slots must have shape ({num_frames},)")
+        if int(positions.max()) >= self.base.max_seq_len or int(positions.min()) < 0:
+            raise ValueError(f"temporal positions must lie in 0..{self.base.max_seq_len - 1}")
+
+        tables = []
+        for table in (self.base.freqs_cos, self.base.freqs_sin):
+            t, h, w = table.split([self.base.t_dim, self.base.h_dim, self.base.w_dim], dim=1)
+            grid = (num_frames, pph, ppw, -1)
+            parts = [t[positions].view(num_frames, 1, 1, -1).expand(grid),
+                     h[:pph].view(1, pph, 1, -1).expand(grid), w[:ppw].view(1, 1, ppw, -1).expand(grid)]
+            tables.append(torch.cat(parts, dim=-1).reshape(1, num_frames * pph * ppw, 1, -1))
+
+        token_frame = torch.arange(num_frames, device=device).repeat_interleave(pph * ppw)
+        token_slots = slots[token_frame]
+        cached = ctx.cache.cached_slots(device) if ctx.cache is not None else token_slots[:0]
+        key_slots = torch.cat([cached, token_slots])
+        cameras = None if ctx.cameras is None else ctx.cameras.to(device=device, dtype=torch.float32)
+        return RotaryContext(
+            freqs_cos=tables[0], freqs_sin=tables[1], token_frame=token_frame, token_slots=token_slots,
+            key_slots=key_slots, frame_cameras=cameras, mask=self._mask(ctx.causal, token_slots, key_slots),
+            cache=ctx.cache, write_cache=ctx.write_cache, recorder=ctx.recorder)
+
+    def _mask(self, causal: bool, token_slots: torch.Tensor, key_slots: torch.Tensor) -> object:
+        """None when every query sees every key; else a dense boolean mask or a flex-attention BlockMask."""
+        if not causal or int(key_slots.max()) <= int(token_slots.min()):
+            return None
+        if self.backend == "flex":
+            from torch.nn.attention.flex_attention import create_block_mask
+
+            def chunk_causal(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+                return key_slots[kv] <= token_slots[q]
+
+            return create_block_mask(chunk_causal, None, None, len(token_slots), len(key_slots),
+                                     device=str(token_slots.device))
+        return (key_slots[None, :] <= token_slots[:, None])[None, None]
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    return ("flex" if device.type == "cuda" else "dense") if backend == "auto" else backend
+
+
+def attach_remind(model: WanTransformer3DModel, pm: PMRoPEConfig, backend: str = "dense") -> WanTransformer3DModel:
+    """Extend ``model`` in place (idempotent): context rope, per-layer processors, zero-initialised PM-RoPE."""
+    if not isinstance(model.rope, ContextRope):
+        model.rope = ContextRope(model.rope, backend)
+    model.rope.backend = backend
+    reference = next(model.parameters())
+    for index, block in enumerate(model.blocks):
+        attn = block.attn1
+        attn.set_processor(ReMindAttnProcessor(index))
+        if not pm.enabled or hasattr(attn, "pm_phase"):
+            continue
+        head_dim = attn.inner_dim // attn.heads
+        attn.pm_phase = PhaseMLP(attn.heads, head_dim, pm.phase_hidden).to(reference.device)
+        if pm.value_residual:
+            attn.pm_value = CameraResidual(attn.inner_dim, attn.inner_dim).to(reference.device)
+        if pm.output_residual:
+            attn.pm_out = CameraResidual(attn.inner_dim, attn.to_out[0].out_features).to(reference.device)
+    return model
+
+
+def new_parameter_names(model: nn.Module) -> list[str]:
+    return [name for name, _ in model.named_parameters() if NEW_PARAMETER_MARK in name]
+
+
+def remind_forward(
+    model: nn.Module,
+    latents: torch.Tensor,
+    timesteps: torch.Tensor,
+    text: torch.Tensor,
+    ctx: CausalContext,
+) -> torch.Tensor:
+    """Velocity prediction (B, C, F, H, W) for latents (B, C, F, H, W) with per-frame timesteps (B, F) in 0..1000.
+
+    ``model`` may be wrapped (DDP): the context goes to the inner module's rope, the call to the wrapper.
+    """
+    inner = getattr(model, "module", model)
+    p_t, p_h, p_w = inner.config.patch_size
+    tokens_per_frame = (latents.shape[3] // p_h) * (latents.shape[4] // p_w)
+    token_timesteps = timesteps.repeat_interleave(tokens_per_frame, dim=1)
+    inner.rope.pending = ctx
+    try:
+        return model(latents, timestep=token_timesteps, encoder_hidden_states=text, return_dict=False)[0]
+    finally:
+        inner.rope.pending = None
+
+
+def load_transformer(cfg: ModelConfig, seed: int = 0) -> WanTransformer3DModel:
+    """Pretrained Wan (``from_pretrained``) in production; a tiny random-init Wan (fixed seed) otherwise."""
+    if cfg.pretrained:
+        return WanTransformer3DModel.from_pretrained(cfg.pretrained, subfolder=cfg.pretrained_subfolder)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return WanTransformer3DModel(patch_size=(1, 2, 2), **cfg.tiny.model_dump())
+
+
+def build_model(cfg: ModelConfig, device: torch.device, seed: int = 0) -> WanTransformer3DModel:
+    """Load, move to ``device``, extend, and switch on gradient checkpointing if configured."""
+    model = load_transformer(cfg, seed).to(device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + 1)
+        attach_remind(model, cfg.pm_rope, resolve_backend(cfg.attention_backend, device))
+    if cfg.gradient_checkpointing:
+        model.enable_gradient_checkpointing()
+    return model
