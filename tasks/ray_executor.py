@@ -11,8 +11,9 @@ Failures:
   retried clip overwrites the partial work of the attempt that died;
 - a clip whose code raises becomes ``failed`` rows (reason ``clip_error``) committed to the ledger, like any
   stage failure: the run goes on;
-- a clip that still has no result after the retries (``worker_lost``) is recorded with a ledger entry that the
-  next run does not trust (so a rerun tries it again) and the run goes on.
+- a clip that still has no result after the retries (``worker_lost``), or that hit a full or failing disk
+  (``io_error``), is recorded with a ledger entry that the next run does not trust (so a rerun tries it again)
+  and the run goes on.
 
 OUT must be on storage every Ray node can write (a shared filesystem for a multi-node cluster), and the nodes
 need this repository installed (as the Prefect workers do, see prefect.yaml).
@@ -20,6 +21,7 @@ need this repository installed (as the Prefect workers do, see prefect.yaml).
 from __future__ import annotations
 
 import dataclasses
+import errno
 import os
 import shutil
 import tempfile
@@ -37,6 +39,8 @@ from tasks.stage import Clip, Outcome, describe_error
 
 MAX_RETRIES = 3  # worker deaths tolerated per clip before it is recorded as worker_lost
 LOCAL_OBJECT_STORE_BYTES = 256 << 20  # results are small (rows); frames never leave their worker
+# The machine's fault, not the clip's: never committed as the clip's outcome, so a rerun retries the clip.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
 
 
 def _failed_result(item: SourceItem, run: RunContext, reason: str, error: str) -> tuple[Clip, list[ManifestRow]]:
@@ -54,20 +58,36 @@ def curate_on_worker(item: SourceItem, stages: Sequence[Any], config: Config, ru
 
     try:
         return curate_clip(item, stages, config, run, as_tasks=False)
+    except OSError as exc:
+        if exc.errno in ENVIRONMENT_ERRNOS:
+            raise  # -> the driver records it as transient (io_error)
+        clip, rows = _failed_result(item, run, "clip_error", describe_error(exc))
+        commit_clip(clip, rows, run)
+        return ClipResult(item.clip_id, rows, {})
     except Exception as exc:  # noqa: BLE001 - one clip's bug must not stop the run
         clip, rows = _failed_result(item, run, "clip_error", describe_error(exc))
         commit_clip(clip, rows, run)
         return ClipResult(item.clip_id, rows, {})
 
 
-def record_lost(item: SourceItem, run: RunContext, error: str) -> ClipResult:
+def record_lost(item: SourceItem, run: RunContext, error: str, reason: str = "worker_lost") -> ClipResult:
     """The clip never finished on any worker: it is in the manifest as failed, and a rerun redoes it (the ledger
     entry carries a clip hash no run has, so resume never trusts it)."""
-    clip, rows = _failed_result(item, run, "worker_lost", error)
-    atomic_write_json(run.clips / f"{item.clip_id}.json", {
-        "clip_id": item.clip_id, "clip_hash": "", "transient": True,
-        "rows": [r.model_dump(mode="json") for r in rows], "timings": {}, "checksums": {}})
+    clip, rows = _failed_result(item, run, reason, error)
+    try:
+        atomic_write_json(run.clips / f"{item.clip_id}.json", {
+            "clip_id": item.clip_id, "clip_hash": "", "transient": True,
+            "rows": [r.model_dump(mode="json") for r in rows], "timings": {}, "checksums": {}})
+    except OSError:  # e.g. the disk is full: the manifest then says not_processed, and a rerun redoes it
+        pass
     return ClipResult(item.clip_id, rows, {})
+
+
+def _lost_reason(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, OSError) and cause.errno in ENVIRONMENT_ERRNOS:
+        return "io_error"
+    return "worker_lost"
 
 
 def worker_env() -> dict[str, str]:
@@ -145,8 +165,10 @@ def run_clips_on_ray(items: list[SourceItem], stages: Sequence[Any], config: Con
             item = pending.pop(ready[0])
             try:
                 result = ray.get(ready[0])
-            except RayError as exc:  # the worker died more than MAX_RETRIES times, or Ray lost the task
-                result = record_lost(item, run, f"{type(exc).__name__}: {str(exc).splitlines()[0][:500]}")
+            except RayError as exc:  # the worker died more than MAX_RETRIES times, Ray lost the task, disk full
+                cause = getattr(exc, "cause", None) or exc
+                message = (str(cause).strip().splitlines() or [""])[-1][:500]
+                result = record_lost(item, run, f"{type(cause).__name__}: {message}", _lost_reason(exc))
             bar.update(1)
             yield result
     finally:

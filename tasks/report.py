@@ -107,5 +107,5 @@ def write_report(run: RunContext, rows: list[ManifestRow], stats: RunStats) -> d
     markdown = render_markdown(summary)
     atomic_write_bytes(run.out / "report.md", markdown.encode(), run.tmp)
     atomic_write_json(run.out / "metrics.json", summary)
-    create_markdown_artifact(markdown=markdown, key="ingest-report", description=f"remind-curate {run.run_id}")
+    create_markdown_artifact(markdown=markdown, key=f"{run.kind}-report", description=f"remind-curate {run.run_id}")
     return summary

@@ -75,6 +75,7 @@ class RunContext:
     run_id: str
     clip_hash: str  # hash of CLIP_SECTIONS: key of every per-clip cache entry
     parent: Path | None = None  # regenerate: the run whose cache is reused
+    kind: str = "ingest"
     _lock: Any = field(default=None, repr=False)
 
     @property
@@ -143,4 +144,4 @@ def open_run(out: Path, config: Config, kind: str = "ingest", parent: Path | Non
                   "parent": str(parent) if parent else None, "resumed": 0}
     atomic_write_json(record_path, record)
     atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
-    return RunContext(out, config, record["run_id"], clip_hash, parent, lock)
+    return RunContext(out, config, record["run_id"], clip_hash, parent, record.get("kind", kind), lock)

@@ -57,6 +57,8 @@ def build_samples(clip: Clip, config: Config) -> Clip:
 
 def downsample_depth(depth: np.ndarray) -> np.ndarray:
     """(N,H,W) -> (N,120,208) float16; nearest, so no depth is invented at object boundaries."""
+    if depth.shape[1:] == (DEPTH_HEIGHT, DEPTH_WIDTH):  # already packed (regenerate reuses the cache)
+        return depth.astype(np.float16)
     return np.stack([cv2.resize(d.astype(np.float32), (DEPTH_WIDTH, DEPTH_HEIGHT), interpolation=cv2.INTER_NEAREST)
                      for d in depth]).astype(np.float16)
 

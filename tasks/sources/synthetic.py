@@ -18,8 +18,8 @@ import numpy as np
 from schemas.config import SyntheticConfig
 from schemas.constants import HEIGHT, NUM_FRAMES, WIDTH
 from tasks.records import GroundTruth, SourceItem
-from tasks.sources.synthetic_events import EVENT_TYPES, STATE_VARIABLES, Event, Patch, Stage, make_event
-from tasks.sources.synthetic_scene import (HFOV_DEG, Plane, camera_path, floor_texture, intrinsics_matrix,
+from tasks.sources.synthetic_events import EVENT_TYPES, STATE_VARIABLES, Event, Patch, make_event
+from tasks.sources.synthetic_scene import (HFOV_DEG, Plane, Stage, camera_path, floor_texture, intrinsics_matrix,
                                            loop_return_frame, place_markers, plane_extent, stamp_marker,
                                            wall_texture)
 
@@ -61,8 +61,8 @@ class SyntheticClip:
             object_mask=self.object_mask, object_box=self.object_box, loop_return_frame=self.loop_return_frame,
             event_type=self.event_type, caption=self.caption,
             extra={"family": self.family, "trajectory": self.trajectory, "seed": self.seed, "index": self.index,
-                   "state_variable": STATE_VARIABLES[self.family], "points_world": self.points_world,
-                   **self.scene})
+                   "state_variable": STATE_VARIABLES[self.family],
+                   "points_world": self.points_world.astype(float).tolist(), **self.scene})  # JSON-able
 
 
 def clip_spec(index: int, config: SyntheticConfig) -> tuple[str, str]:
@@ -264,7 +264,7 @@ def render_clip(seed: int, index: int, family: str, trajectory: str, num_frames:
     f, cx, cy = k[0, 0], k[0, 2], k[1, 2]
     points = np.column_stack([(markers[:, 0] - cx) * wall_depth / f, (markers[:, 1] - cy) * wall_depth / f,
                               np.full(len(markers), wall_depth)]).astype(np.float32)
-    scene_info = {"wall_depth": wall_depth, "floor_height": floor_h, "floor_row": floor_y, "hfov_deg": HFOV_DEG,
+    scene_info = {"wall_depth": wall_depth, "floor_height": float(floor_h), "floor_row": floor_y, "hfov_deg": HFOV_DEG,
                   "pan_sign": pan_sign, "marker_radius_px": 3.5 * unit, "event_roi": list(event.roi)}
     return SyntheticClip(
         index=index, seed=seed, family=family, event_type=EVENT_TYPES[family], trajectory=trajectory,
@@ -286,10 +286,11 @@ def synthetic_items(n: int, config: SyntheticConfig) -> list[SourceItem]:
     items = []
     for index in range(n):
         family, trajectory = clip_spec(index, config)
+        seed = config.seed
         items.append(SourceItem(
-            clip_id=f"synthetic-{config.seed}-{index:05d}", source="synthetic", uri=f"synthetic://{config.seed}/{index}",
-            path=None, provenance={"family": family, "trajectory": trajectory, "event_type": EVENT_TYPES[family],
-                                   "generator": GENERATOR, "license": "generated"}))
+            clip_id=f"synthetic-{seed}-{index:05d}", source="synthetic", uri=f"synthetic://{seed}/{index}", path=None,
+            provenance={"family": family, "trajectory": trajectory, "event_type": EVENT_TYPES[family],
+                        "generator": GENERATOR, "license": "generated"}))
     return items
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from tasks.sources.synthetic_scene import Stage, fixed_point, place_x
+
 PALETTE: dict[str, tuple[int, int, int]] = {
     "red": (210, 40, 40), "orange": (240, 130, 30), "yellow": (235, 205, 40), "green": (50, 165, 70),
     "teal": (30, 160, 160), "blue": (40, 90, 215), "purple": (135, 60, 185), "pink": (235, 110, 170)}
@@ -26,36 +28,10 @@ TINTS: dict[str, tuple[float, float, float]] = {
 AA = cv2.LINE_AA
 
 
-@dataclass(frozen=True)
-class Stage:
-    """Frame geometry an event is placed in."""
-
-    height: int
-    width: int
-    unit: float  # pixels per design pixel (1.0 at 480x832)
-    floor_y: float  # frame-0 row of the wall/floor line
-    num_frames: int
-    pan_sign: int  # +1 camera pans right, -1 left, 0 static
-    trajectory: str
-
-
 def _progress(rng: np.random.Generator, n: int) -> np.ndarray:
     """Strictly increasing 0 -> 1 over n frames with a random gentle acceleration."""
     u = np.arange(n, dtype=np.float64) / max(n - 1, 1)
     return u ** rng.uniform(0.8, 1.25)
-
-
-def _centre_x(rng: np.random.Generator, stage: Stage, half: float) -> float:
-    """Horizontal placement: pan clips keep the event in view; pan_return pans away from it."""
-    w = stage.width
-    if stage.trajectory == "pan":
-        x = w / 2 + stage.pan_sign * rng.uniform(0.0, 0.15) * w
-    elif stage.trajectory == "pan_return":
-        x = w / 2 - stage.pan_sign * rng.uniform(0.18, 0.26) * w
-    else:
-        x = rng.uniform(0.35, 0.65) * w
-    lo, hi = half + 8 * stage.unit, w - half - 8 * stage.unit
-    return float(np.clip(x, lo, hi)) if lo < hi else w / 2
 
 
 def _grid(roi: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray]:
@@ -72,11 +48,6 @@ def _blend(base: np.ndarray, colour: np.ndarray, cover: np.ndarray) -> np.ndarra
 
 def _to_u8(img: np.ndarray) -> np.ndarray:
     return cv2.convertScaleAbs(img)  # rounds and saturates; inputs are never negative
-
-
-def _fixed(pts: np.ndarray, origin: tuple[float, float]) -> np.ndarray:
-    """Points -> int32 polygon in fixed point (4 fractional bits) relative to origin."""
-    return np.rint((np.asarray(pts) - np.array(origin)) * 16).astype(np.int32)
 
 
 @dataclass
@@ -129,7 +100,7 @@ class FillEvent(Event):
         self.colour_name = str(rng.choice(list(PALETTE)))
         self.colour = np.array(PALETTE[self.colour_name], np.float32)
         gw, gh = rng.uniform(170, 225) * u, rng.uniform(220, 270) * u
-        self.cx = _centre_x(rng, stage, gw / 2 + 10 * u)
+        self.cx = place_x(rng, stage, gw / 2 + 10 * u)
         bottom = stage.floor_y - rng.uniform(6, 20) * u
         top, wall = bottom - gh, 6 * u
         self.outer = np.array([[self.cx - gw / 2, top], [self.cx + gw / 2, top],
@@ -159,13 +130,13 @@ class FillEvent(Event):
         self.xx, self.yy = _grid(self.roi)
         origin = (self.roi[0], self.roi[1])
         self.alpha = np.zeros(base.shape[:2], np.uint8)
-        cv2.fillPoly(self.alpha, [_fixed(self.outer, origin)], 255, AA, 4)
+        cv2.fillPoly(self.alpha, [fixed_point(self.outer, origin)], 255, AA, 4)
         inner = np.zeros(base.shape[:2], np.uint8)
-        cv2.fillPoly(inner, [_fixed(self.inner_poly, origin)], 255, AA, 4)
+        cv2.fillPoly(inner, [fixed_point(self.inner_poly, origin)], 255, AA, 4)
         self.inner = inner.astype(np.float32) / 255.0
         glass = _to_u8(_blend(base, np.array([235, 242, 248], np.float32), self.inner * 0.18))  # glass tint
         thick = max(2, int(4 * self.unit))
-        cv2.polylines(glass, [_fixed(self.outer, origin)], True, (225, 232, 238), thick, AA, 4)
+        cv2.polylines(glass, [fixed_point(self.outer, origin)], True, (225, 232, 238), thick, AA, 4)
         self.glass = glass
         shade = 0.75 + 0.25 * np.clip((self.inner_bottom - self.yy) / 200.0, 0, 1)
         self.liquid = self.colour[None, None, :] * shade[..., None]
@@ -220,7 +191,7 @@ class TranslateEvent(Event):
         self.direction = int(rng.choice([-1, 1]))
         if stage.pan_sign:  # a pan follows the ball; a pan_return loses it: it rolls out of the view
             self.direction = stage.pan_sign * (1 if stage.trajectory == "pan" else -1)
-        mid = _centre_x(rng, stage, self.length / 2 + self.r + 10 * u)
+        mid = place_x(rng, stage, self.length / 2 + self.r + 10 * u)
         self.x_start = mid - self.direction * self.length / 2
         self.y = stage.floor_y - self.r - rng.uniform(30, 90) * u
         self.state = _progress(rng, stage.num_frames).astype(np.float32)
@@ -285,7 +256,7 @@ class RotateEvent(Event):
         self.colour_name = str(names[0])
         self.blade_colours = [PALETTE[names[0]], PALETTE[names[1]]]
         self.R = rng.uniform(128, 160) * u
-        self.cx = _centre_x(rng, stage, self.R + 10 * u)
+        self.cx = place_x(rng, stage, self.R + 10 * u)
         lo, hi = self.R + 20 * u, stage.floor_y - self.R - 30 * u
         self.cy = rng.uniform(lo, hi) if lo < hi else (lo + hi) / 2
         self.blades = int(rng.choice([4, 5, 6]))
@@ -312,7 +283,7 @@ class RotateEvent(Event):
         for b in range(self.blades):
             a0 = theta + b * 2 * math.pi / self.blades
             ang = np.concatenate([[a0], np.linspace(a0 + 0.05 * width, a0 + 0.8 * width, 8), [a0 + width]])
-            poly = _fixed(np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], 1), (0.0, 0.0))
+            poly = fixed_point(np.stack([cx + rad * np.cos(ang), cy + rad * np.sin(ang)], 1), (0.0, 0.0))
             colour = (245, 245, 240) if b == 0 else self.blade_colours[b % 2]
             cv2.fillPoly(out, [poly], colour, AA, 4)
             cv2.polylines(out, [poly], True, (40, 40, 40), 1, AA, 4)
@@ -342,7 +313,7 @@ class GrowEvent(Event):
         self.r_max = self.r0 + rng.uniform(85, 100) * u
         self.aspect = 1.1
         self.knot_y = stage.floor_y - rng.uniform(45, 70) * u
-        self.cx = _centre_x(rng, stage, self.r_max + 10 * u)
+        self.cx = place_x(rng, stage, self.r_max + 10 * u)
         radius = self.r0 + (self.r_max - self.r0) * _progress(rng, stage.num_frames)
         self.state = (radius / self.r_max).astype(np.float32)
         self.floor_y = stage.floor_y
@@ -385,7 +356,7 @@ class GrowEvent(Event):
         u = self.unit
         knot = np.array([[self.cx, self.knot_y - 2 * u], [self.cx - 7 * u, self.knot_y + 10 * u],
                          [self.cx + 7 * u, self.knot_y + 10 * u]])
-        poly = _fixed(knot, (x0 + self.roi[0], y0 + self.roi[1]))
+        poly = fixed_point(knot, (x0 + self.roi[0], y0 + self.roi[1]))
         cv2.fillPoly(out, [poly], tuple(int(c) for c in self.colour * 0.8), AA, 4)
         cv2.fillPoly(alpha, [poly], 255, AA, 4)
         return Patch(out, alpha, x0, y0)
@@ -409,7 +380,7 @@ class LightEvent(Event):
         self.apex_y = self.shade_y + 30 * u
         self.length = (stage.floor_y - 14 * u - self.apex_y) * rng.uniform(0.88, 1.0)
         self.half = self.length * math.tan(self.cone) + 16 * u
-        self.cx = _centre_x(rng, stage, self.half)
+        self.cx = place_x(rng, stage, self.half)
         self.boost = rng.uniform(0.75, 1.0)
         lo = rng.uniform(0.05, 0.2)
         self.state = (1.0 - (1.0 - lo) * _progress(rng, stage.num_frames)).astype(np.float32)
@@ -421,7 +392,7 @@ class LightEvent(Event):
         shade = np.array([[x - 30 * u, y - 28 * u], [x + 30 * u, y - 28 * u], [x + 52 * u, y + 22 * u],
                           [x - 52 * u, y + 22 * u]])
         cv2.line(tex, (int(x), int(y - 28 * u)), (int(x), int(y - 60 * u)), (60, 60, 60), max(2, int(5 * u)), AA)
-        cv2.fillPoly(tex, [_fixed(shade, (0.0, 0.0))], (70, 55, 45), AA, 4)
+        cv2.fillPoly(tex, [fixed_point(shade, (0.0, 0.0))], (70, 55, 45), AA, 4)
 
     def prepare(self, base: np.ndarray) -> None:
         self.base = base

@@ -94,6 +94,37 @@ def loop_return_frame(camera_c2w: np.ndarray) -> int | None:
     return far + 1 + int(np.argmin(angles[far + 1:]))
 
 
+@dataclass(frozen=True)
+class Stage:
+    """Frame geometry an event is placed in."""
+
+    height: int
+    width: int
+    unit: float  # pixels per design pixel (1.0 at 480x832)
+    floor_y: float  # frame-0 row of the wall/floor line
+    num_frames: int
+    pan_sign: int  # +1 camera pans right, -1 left, 0 static
+    trajectory: str
+
+
+def place_x(rng: np.random.Generator, stage: Stage, half: float) -> float:
+    """Horizontal placement: pan clips keep the event in view; pan_return pans away from it."""
+    w = stage.width
+    if stage.trajectory == "pan":
+        x = w / 2 + stage.pan_sign * rng.uniform(0.0, 0.15) * w
+    elif stage.trajectory == "pan_return":
+        x = w / 2 - stage.pan_sign * rng.uniform(0.18, 0.26) * w
+    else:
+        x = rng.uniform(0.35, 0.65) * w
+    lo, hi = half + 8 * stage.unit, w - half - 8 * stage.unit
+    return float(np.clip(x, lo, hi)) if lo < hi else w / 2
+
+
+def fixed_point(pts: np.ndarray, origin: tuple[float, float]) -> np.ndarray:
+    """Points -> int32 polygon in fixed point (4 fractional bits) relative to origin."""
+    return np.rint((np.asarray(pts) - np.array(origin)) * 16).astype(np.int32)
+
+
 @dataclass
 class Plane:
     """n . X = offset, with in-plane axes and an affine map from plane coordinates to texture pixels."""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 
 import av
 import cv2
@@ -218,5 +219,6 @@ def test_clip_ground_truth(index: int) -> None:
     truth = clip.to_ground_truth()
     assert isinstance(truth, GroundTruth) and truth.event_type == clip.event_type
     assert truth.loop_return_frame == clip.loop_return_frame and truth.extra["family"] == family
+    assert json.loads(json.dumps(truth.extra))["points_world"] == clip.points_world.astype(float).tolist()
     words = {"fill": "level", "translate": "position", "rotate": "phase", "grow": "radius", "light": "light level"}
     assert words[family] in clip.caption and "camera" in clip.caption.lower()
