@@ -16,11 +16,11 @@ class PeakRSS(threading.Thread):
     def __init__(self) -> None:
         super().__init__(daemon=True)
         self.peak = 0
-        self._stop = threading.Event()
+        self._done = threading.Event()
 
     def run(self) -> None:
         me = psutil.Process()
-        while not self._stop.is_set():
+        while not self._done.is_set():
             try:
                 rss = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
             except psutil.Error:
@@ -33,7 +33,7 @@ class PeakRSS(threading.Thread):
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
+        self._done.set()
         self.join()
 
     @property

@@ -14,6 +14,14 @@ from tasks.stage import Clip, Outcome, describe_error, stage_task
 from tasks.video_io import DecodeError, decode_normalised
 
 
+def frames_needed(config: Config) -> int | None:
+    """With the reject policy the windows sit at fixed starts, so decoding can stop after the last one."""
+    norm = config.normalise
+    if config.prefilter.scene_cut.policy != "reject":
+        return None
+    return (norm.windows_per_video - 1) * norm.window_stride_frames + norm.num_frames
+
+
 @stage_task("decode-source", retries=1)
 def decode_source(clip: Clip, config: Config) -> Clip:
     """Render (synthetic) or decode (files) the source once, at 16 fps and 480x832. Never raises."""
@@ -31,7 +39,7 @@ def decode_source(clip: Clip, config: Config) -> Clip:
                               codec="synthetic", truth=synth.to_ground_truth())
         else:
             video = decode_normalised(item.path or item.uri, norm.fps, norm.height, norm.width,
-                                      norm.max_source_seconds, norm.decode_timeout_s)
+                                      norm.max_source_seconds, norm.decode_timeout_s, frames_needed(config))
             clip.notes.update(frames=video.frames, source_fps=video.source_fps, duration_s=video.duration_s,
                               codec=video.codec, source_size=video.source_size, scale=video.scale,
                               crop_xy=video.crop_xy, truncated=video.truncated)

@@ -61,22 +61,51 @@ def _run_with_deadline(fn, timeout_s: float, what: str):
 
 def resize_cover_crop(frame: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float, tuple[float, float]]:
     """Scale so the frame covers (height, width), then centre-crop. Returns frame, scale and crop offset."""
-    h, w = frame.shape[:2]
-    scale = max(height / h, width / w)
-    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
-    y0, x0 = (new_h - height) // 2, (new_w - width) // 2
+    scale, new_h, new_w, y0, x0 = cover_geometry(frame.shape[0], frame.shape[1], height, width)
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     resized = cv2.resize(frame, (new_w, new_h), interpolation=interp)
     return resized[y0:y0 + height, x0:x0 + width], scale, (float(x0), float(y0))
 
 
-def _decode(path: str, fps: int, height: int, width: int, max_seconds: float) -> SourceVideo:
+def cover_geometry(h: int, w: int, height: int, width: int) -> tuple[float, int, int, int, int]:
+    """Resize-to-cover size and centre-crop offset: (scale, new_h, new_w, y0, x0)."""
+    scale = max(height / h, width / w)
+    new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
+    return scale, new_h, new_w, (new_h - height) // 2, (new_w - width) // 2
+
+
+class _Normaliser:
+    """Turns decoded frames into output frames: one swscale pass (resize + RGB), then the centre crop.
+    Only frames that reach the output are converted; a frame repeated by the resampler is converted once."""
+
+    def __init__(self, height: int, width: int):
+        self.height, self.width = height, width
+        self.geometry: tuple[float, int, int, int, int] | None = None
+        self._last_id: int | None = None
+        self._last: np.ndarray | None = None
+
+    def __call__(self, frame: av.VideoFrame) -> np.ndarray:
+        if id(frame) == self._last_id and self._last is not None:
+            return self._last
+        if self.geometry is None:
+            self.geometry = cover_geometry(frame.height, frame.width, self.height, self.width)
+        _, new_h, new_w, y0, x0 = self.geometry
+        image = frame.to_ndarray(width=new_w, height=new_h, format="rgb24",
+                                 interpolation="AREA" if new_w < frame.width else "BILINEAR")
+        self._last_id, self._last = id(frame), image[y0:y0 + self.height, x0:x0 + self.width]
+        return self._last
+
+
+def _decode(path: str, fps: int, height: int, width: int, max_seconds: float, max_frames: int | None
+            ) -> SourceVideo:
     try:
         container = av.open(path, mode="r", timeout=30.0)
     except av.error.InvalidDataError as exc:
         raise DecodeError(f"not a readable video container ({exc.strerror or exc})") from exc
     except av.error.FFmpegError as exc:
         raise DecodeError(f"cannot open: {exc}") from exc
+    normalise = _Normaliser(height, width)
+    frames: list[np.ndarray] = []
     with container:
         if not container.streams.video:
             raise DecodeError("the file has no video stream")
@@ -84,30 +113,27 @@ def _decode(path: str, fps: int, height: int, width: int, max_seconds: float) ->
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate
         source_fps = float(rate) if rate else 0.0
-        frames: list[np.ndarray] = []
-        scale, crop = 1.0, (0.0, 0.0)
-        next_t = 0.0  # time of the next output frame; resampling keeps the latest source frame at or before it
         step = 1.0 / fps
-        last: np.ndarray | None = None
+        next_t = 0.0  # time of the next output slot
+        last: av.VideoFrame | None = None
         last_t = 0.0
         truncated = False
         time_base = stream.time_base or Fraction(1, 90000)
         start_pts: int | None = None
+        limit = max_frames or 1 << 62
         try:
             for index, frame in enumerate(container.decode(stream)):
-                pts = frame.pts if frame.pts is not None else None
                 if start_pts is None:
-                    start_pts = pts or 0
-                t = float((pts - start_pts) * time_base) if pts is not None else index / (source_fps or fps)
-                if t >= max_seconds:
+                    start_pts = frame.pts or 0
+                t = float((frame.pts - start_pts) * time_base) if frame.pts is not None else index / (source_fps or fps)
+                if t >= max_seconds or len(frames) >= limit:
                     truncated = True
                     break
-                image = frame.to_ndarray(format="rgb24")
                 # Each output slot shows the source frame nearest to it in time.
-                while last is not None and next_t < (last_t + t) / 2:
-                    frames.append(last)
+                while last is not None and next_t < (last_t + t) / 2 and len(frames) < limit:
+                    frames.append(normalise(last))
                     next_t += step
-                last, last_t = image, t
+                last, last_t = frame, t
         except av.error.FFmpegError as exc:
             if len(frames) < fps:
                 raise DecodeError(f"the video stream is corrupt: {exc}") from exc
@@ -115,32 +141,29 @@ def _decode(path: str, fps: int, height: int, width: int, max_seconds: float) ->
         if last is None:
             raise DecodeError("no decodable video frame")
         end_t = last_t + 1.0 / (source_fps or fps)  # the last source frame stays on screen until here
-        while next_t < end_t - step / 2:
-            frames.append(last)
+        while next_t < end_t - step / 2 and len(frames) < limit:
+            frames.append(normalise(last))
             next_t += step
         codec = stream.codec_context.name
-    out = np.empty((len(frames), height, width, 3), dtype=np.uint8)
-    cache: dict[int, np.ndarray] = {}
-    for i, image in enumerate(frames):
-        key = id(image)  # repeated source frames are resized once
-        if key not in cache:
-            cache.clear()
-            cache[key], scale, crop = resize_cover_crop(image, height, width)
-        out[i] = cache[key]
-    src_h, src_w = frames[0].shape[:2]
-    return SourceVideo(out, float(fps), source_fps, (src_h, src_w), scale, crop,
-                       duration_s=end_t, codec=codec, truncated=truncated)
+        src_h, src_w = last.height, last.width
+    scale, _, _, y0, x0 = normalise.geometry or cover_geometry(src_h, src_w, height, width)
+    return SourceVideo(np.stack(frames), float(fps), source_fps, (src_h, src_w), scale, (float(x0), float(y0)),
+                       duration_s=min(end_t, len(frames) / fps) if truncated else end_t, codec=codec,
+                       truncated=truncated)
 
 
 def decode_normalised(path: str | Path, fps: int = 16, height: int = 480, width: int = 832,
-                      max_seconds: float = 60.0, timeout_s: float = 120.0) -> SourceVideo:
-    """Decode a source once: constant ``fps`` by timestamp resampling, resize-to-cover and centre crop."""
+                      max_seconds: float = 60.0, timeout_s: float = 120.0, max_frames: int | None = None
+                      ) -> SourceVideo:
+    """Decode a source once: constant ``fps`` by timestamp resampling, resize-to-cover and centre crop.
+    Stops after ``max_frames`` output frames (what the windows need) or ``max_seconds``."""
     path = str(path)
     if not Path(path).exists():
         raise DecodeError(f"no such file: {path}")
     if Path(path).is_file() and Path(path).stat().st_size == 0:
         raise DecodeError("the file is empty (0 bytes)")
-    return _run_with_deadline(lambda: _decode(path, fps, height, width, max_seconds), timeout_s, Path(path).name)
+    return _run_with_deadline(lambda: _decode(path, fps, height, width, max_seconds, max_frames), timeout_s,
+                              Path(path).name)
 
 
 def encode_h264(frames: np.ndarray, fps: int = 16, crf: int = 23, preset: str = "veryfast",
