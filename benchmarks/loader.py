@@ -5,7 +5,7 @@
 
 raw: one process, webdataset read + schemas.decode_sample + both MP4s decoded at the config's frame size.
 loader: ray.data.read_webdataset -> decode map in Ray Data tasks -> MixtureSampler, as the training workers see it
-(after the pipeline's first row, so Ray start-up is excluded and reported separately). latents: the same loader
+(Ray start-up excluded and reported separately; the time includes the first row). latents: the same loader
 over the encode step's latent shards (what the tiny config trains on).
 """
 from __future__ import annotations
@@ -48,17 +48,16 @@ def raw_read(shards: Path, cfg: TrainConfig) -> tuple[int, float]:
 
 
 def loader_read(shards: Path, cfg: TrainConfig, latent_dir: Path | None, total: int) -> tuple[int, float, float]:
-    """(rows, seconds after the first row, seconds to the first row) for ``total`` draws from the sampler."""
+    """(rows, seconds, seconds to the first row) for ``total`` draws from the sampler, Ray start-up excluded."""
     dataset = build_dataset(shards, cfg.data, latent_dir)
     sampler = MixtureSampler(lambda: dataset.iter_rows(), cfg.data.mixture.model_copy(update={"buffer_size": 1}),
                              seed=0)
     started = time.perf_counter()
     next(sampler)
     first = time.perf_counter() - started
-    started = time.perf_counter()
     for _ in range(total - 1):
         next(sampler)
-    return total - 1, time.perf_counter() - started, first
+    return total, time.perf_counter() - started, first
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -111,8 +111,17 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from training.run import train
 
-    result = train(Path(args.shards), Path(args.config) if args.config else None, Path(args.out))
+    result = train(Path(args.shards), Path(args.config) if args.config else None, Path(args.out),
+                   max_steps=args.max_steps)
     print(json.dumps(result, indent=1, default=str))
+    return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from training.config import load_train_config
+    from training.encode import encode_shards
+
+    print(encode_shards(Path(args.shards), load_train_config(args.config)))
     return 0
 
 
@@ -178,7 +187,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shards", required=True)
     p.add_argument("--config")
     p.add_argument("--out", required=True)
+    p.add_argument("--max-steps", type=int, help="total steps (a resumed run continues up to this)")
     p.set_defaults(fn=cmd_train)
+
+    p = sub.add_parser("encode", help="cache Wan-VAE latents as shards next to the originals (optional)")
+    p.add_argument("--shards", required=True)
+    p.add_argument("--config")
+    p.set_defaults(fn=cmd_encode)
 
     p = sub.add_parser("schema", help="write the generated JSON Schemas")
     p.add_argument("--dir")

@@ -254,11 +254,16 @@ class Config(_Section):
         return self.section_hash()
 
 
-def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+REPLACED_WHOLE = ("mixture",)  # a weight map in a file means exactly those weights: a kind left out is not drawn
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any], replace: tuple[str, ...] = REPLACED_WHOLE
+               ) -> dict[str, Any]:
+    """``override`` over ``base``, recursively; mappings under a key in ``replace`` are taken as a whole."""
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in replace:
+            out[key] = deep_merge(out[key], value, replace)
         else:
             out[key] = value
     return out

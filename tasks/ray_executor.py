@@ -58,13 +58,9 @@ def curate_on_worker(item: SourceItem, stages: Sequence[Any], config: Config, ru
 
     try:
         return curate_clip(item, stages, config, run, as_tasks=False)
-    except OSError as exc:
-        if exc.errno in ENVIRONMENT_ERRNOS:
-            raise  # -> the driver records it as transient (io_error)
-        clip, rows = _failed_result(item, run, "clip_error", describe_error(exc))
-        commit_clip(clip, rows, run)
-        return ClipResult(item.clip_id, rows, {})
     except Exception as exc:  # noqa: BLE001 - one clip's bug must not stop the run
+        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+            raise  # not the clip's fault: the driver records it as transient (io_error), a rerun retries it
         clip, rows = _failed_result(item, run, "clip_error", describe_error(exc))
         commit_clip(clip, rows, run)
         return ClipResult(item.clip_id, rows, {})

@@ -13,6 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.config import deep_merge
+
 REGIMES = ("all_history", "noisy_memory", "node_drop", "v2v_frontier", "reference_cache")
 Regime = Literal["all_history", "noisy_memory", "node_drop", "v2v_frontier", "reference_cache"]
 
@@ -164,16 +166,6 @@ class TrainConfig(_Section):
         return hashlib.sha256(blob).hexdigest()[:12]
 
 
-def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key != "weights":
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def load_train_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Defaults, then the YAML file's keys, then ``overrides``. Unknown keys are an error.
 
@@ -184,9 +176,9 @@ def load_train_config(path: str | Path | None = None, overrides: dict[str, Any] 
         loaded = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: expected a mapping at the top level")
-        data = _deep_merge(data, loaded)
+        data = deep_merge(data, loaded, replace=("weights",))
     if overrides:
-        data = _deep_merge(data, overrides)
+        data = deep_merge(data, overrides, replace=("weights",))
     config = TrainConfig.model_validate(data)
     unknown = set(config.curriculum.weights) - set(REGIMES)
     if unknown:

@@ -15,15 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
-from schemas.constants import HEIGHT, WIDTH
+import numpy as np
+
 from schemas.graph import FrameGraph
-from schemas.sample_io import Sample, decode_sample, load_npy
+from schemas.sample_io import decode_sample, load_npy
+from training.cameras import sample_cameras
 from training.config import DataConfig, MixtureConfig
-from training.model.pm_rope import camera_descriptors
-from training.vae import LatentEncoder
+
+if TYPE_CHECKING:  # the decode workers import this module: keep torch and diffusers out of it
+    import torch
+
+    from training.vae import LatentEncoder
 
 EMPTY = np.zeros((0,), dtype=np.uint8)
 
@@ -41,21 +45,6 @@ def categories(meta: dict[str, Any] | Any) -> dict[str, str]:
         meta = meta.model_dump(mode="json")
     return {"source": str(meta["source"]["kind"]), "event_group": str(meta.get("event_group") or "none"),
             "interruption": str(meta.get("interruption") or "none")}
-
-
-def sample_cameras(sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-    """PM-RoPE descriptors (21, 14) of the clean and the observed clip, in the clean clip's normalised world."""
-    centre = scale = None
-    if sample.camera is not None:
-        from schemas.cameras import normalise_translations
-
-        _, centre, scale = normalise_translations(sample.camera)
-    clean = camera_descriptors(sample.camera, sample.intrinsics, HEIGHT, WIDTH, centre, scale)
-    if sample.degraded_camera is not None:
-        observed = camera_descriptors(sample.degraded_camera, sample.degraded_intrinsics, HEIGHT, WIDTH, centre, scale)
-    else:
-        observed = clean
-    return clean, observed
 
 
 def present(raw: dict[str, Any]) -> dict[str, Any]:
@@ -107,14 +96,14 @@ def build_dataset(shards: Path, cfg: DataConfig, latent_dir: Path | None = None)
 
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # a fixed seed gives a fixed sample order
+    pool = ray.data.TaskPoolStrategy(size=cfg.decode_concurrency)  # bounds the decoded rows in flight
+    paths = shard_paths(latent_dir if latent_dir is not None else shards)
+    # One read task per shard: shards are read in parallel and split across the training workers.
+    raw = ray.data.read_webdataset(paths, decoder=None, override_num_blocks=len(paths), num_cpus=cfg.decode_cpus)
     if latent_dir is not None:
-        raw = ray.data.read_webdataset(shard_paths(latent_dir), decoder=None, override_num_blocks=1,
-                                       num_cpus=cfg.decode_cpus)
-        return raw.map(decode_latent_row, num_cpus=cfg.decode_cpus, concurrency=cfg.decode_concurrency)
-    raw = ray.data.read_webdataset(shard_paths(shards), decoder=None, override_num_blocks=1,
-                                       num_cpus=cfg.decode_cpus)
+        return raw.map(decode_latent_row, num_cpus=cfg.decode_cpus, compute=pool)
     return raw.map(decode_row, fn_kwargs={"height": cfg.height, "width": cfg.width}, num_cpus=cfg.decode_cpus,
-                   concurrency=cfg.decode_concurrency)
+                   compute=pool)
 
 
 class MixtureSampler:
@@ -176,6 +165,8 @@ class TrainingSample:
 
 def row_to_sample(row: dict[str, Any], encoder: LatentEncoder | None) -> TrainingSample:
     """A frame row (encoded here with ``encoder``) or a latent row -> latents and cameras per video."""
+    import torch
+
     if "clean_latent" in row:
         latents = {"clean": torch.as_tensor(np.asarray(row["clean_latent"], dtype=np.float32))}
         if np.asarray(row["observed_latent"]).size:

@@ -14,8 +14,9 @@ from typing import Any
 import webdataset as wds
 
 from schemas.sample_io import decode_sample, npy_bytes
+from training.cameras import sample_cameras
 from training.config import TrainConfig, VAEConfig
-from training.data import sample_cameras, shard_paths
+from training.data import shard_paths
 from training.vae import LatentEncoder, vae_tag
 
 

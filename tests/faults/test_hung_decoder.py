@@ -35,7 +35,7 @@ def test_hung_decoder_times_out_and_the_run_goes_on(prefect_server, tmp_path):
         listing: list = []
         lister = threading.Thread(target=lambda: listing.append(local_items(str(videos))), daemon=True)
         lister.start()
-        lister.join(20)
+        lister.join(10)
         if lister.is_alive():
             pytest.xfail("listing a local folder reads every file to hash it and blocks forever on a FIFO "
                          "(tasks/sources/local.py: skip hashing non-regular files; see the report's diff)")

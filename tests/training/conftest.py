@@ -1,6 +1,7 @@
 """Shared fixtures of the training tests: single-threaded torch (2 shared cores) and small real shards."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -8,7 +9,14 @@ import torch
 
 from tests.training.shards import make_sample, write_shards
 
-torch.set_num_threads(1)  # OpenMP spinning across busy cores makes multi-threaded CPU kernels far slower here
+
+@pytest.fixture(autouse=True)
+def single_thread_torch() -> Iterator[None]:
+    """OpenMP spinning on 2 busy cores makes multi-threaded CPU kernels many times slower here."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="session")

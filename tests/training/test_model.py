@@ -10,7 +10,8 @@ import torch
 from training.config import ModelConfig
 from training.model.attention import apply_stock_rotary
 from training.model.kv_cache import KVCache
-from training.model.pm_rope import DESCRIPTOR_DIM, camera_descriptors, rotate_pairs
+from training.cameras import DESCRIPTOR_DIM, camera_descriptors
+from training.model.pm_rope import rotate_pairs
 from training.model.wan_causal import (
     CausalContext, attach_remind, load_transformer, new_parameter_names, remind_forward)
 
@@ -196,3 +197,17 @@ def test_positions_outside_the_rope_table_are_refused(bad: torch.Tensor) -> None
     latents, timesteps, text, _ = _inputs(frames=3)
     with pytest.raises(ValueError, match="temporal positions"):
         remind_forward(_extended(), latents, timesteps[:, :3], text, CausalContext(bad, torch.zeros(3, dtype=int)))
+
+
+def test_wan_1_3b_block_shapes_under_bf16_autocast() -> None:
+    """One block with Wan2.1-T2V-1.3B's widths (12 heads of 128: RoPE bands 44/42/42) under bf16 autocast."""
+    cfg = ModelConfig(tiny={"num_attention_heads": 12, "attention_head_dim": 128, "text_dim": 4096,
+                            "freq_dim": 256, "ffn_dim": 8960, "num_layers": 1})
+    model = attach_remind(load_transformer(cfg), cfg.pm_rope)
+    assert (model.rope.base.t_dim, model.rope.base.h_dim, model.rope.base.w_dim) == (44, 42, 42)
+    gen = torch.Generator().manual_seed(0)
+    latents = torch.randn(1, 16, 6, 4, 4, generator=gen)
+    ctx = CausalContext(torch.tensor([0, 1, 2, 12, 13, 14]), torch.arange(6) // 3, torch.randn(1, 6, 14, generator=gen))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = remind_forward(model, latents, torch.full((1, 6), 500.0), torch.randn(1, 4, 4096, generator=gen), ctx)
+    assert out.shape == latents.shape and torch.isfinite(out.float()).all()

@@ -39,7 +39,8 @@ class CausalContext:
     recorder: AttentionRecorder | None = None
 
     @classmethod
-    def chunked(cls, num_frames: int, chunk_size: int = 3, first_position: int = 0, **kwargs: object) -> "CausalContext":
+    def chunked(cls, num_frames: int, chunk_size: int = 3, first_position: int = 0,
+                **kwargs: object) -> "CausalContext":
         """Contiguous positions from ``first_position``, slots = frame // chunk_size."""
         frames = torch.arange(num_frames)
         return cls(positions=frames + first_position, slots=frames // chunk_size, **kwargs)  # type: ignore[arg-type]
