@@ -11,7 +11,7 @@ from scenedetect.detectors import AdaptiveDetector, ContentDetector
 from schemas.config import Config, NormaliseConfig, SceneCutConfig
 from tasks.records import Window
 from tasks.stage import Clip, Outcome, describe_error, stage_task
-from tasks.video_io import DecodeError, decode_normalised
+from tasks.video_io import DecodeError, DecodeTimeout, decode_normalised
 
 
 def frames_needed(config: Config) -> int | None:
@@ -43,6 +43,8 @@ def decode_source(clip: Clip, config: Config) -> Clip:
             clip.notes.update(frames=video.frames, source_fps=video.source_fps, duration_s=video.duration_s,
                               codec=video.codec, source_size=video.source_size, scale=video.scale,
                               crop_xy=video.crop_xy, truncated=video.truncated)
+    except DecodeTimeout as exc:  # a hung demuxer (FIFO, stalled mount) or a source too slow to decode
+        clip.outcomes.append(Outcome("failed", "decode_timeout", error=str(exc), stage="decode-source"))
     except DecodeError as exc:
         clip.outcomes.append(Outcome("failed", "decode_error", error=str(exc), stage="decode-source"))
     except Exception as exc:  # noqa: BLE001 - an unexpected decoder failure is this input's failure only

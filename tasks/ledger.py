@@ -30,18 +30,23 @@ def finished_rows(item: SourceItem, run: RunContext, packed: dict[str, str]) -> 
         rows = [ManifestRow.model_validate(r) for r in entry["rows"]]
     except (ValueError, KeyError) as exc:
         return None, f"unreadable ledger entry ({exc})"
+    if entry.get("transient"):  # tasks.ray_executor.record_lost: the machine failed, not the clip
+        return None, f"previous attempt did not finish ({rows[0].reason if rows else 'lost'})"
     if entry.get("clip_hash") != run.clip_hash:
         return None, "configuration changed"
     if item.error is None and any(r.status == "failed" and r.reason == "source_error" for r in rows):
         return None, "its source failed earlier and is available now"
-    for key, checksum in entry.get("checksums", {}).items():
+    members = entry.get("member_checksums") or {k: {"mp4": c} for k, c in entry.get("checksums", {}).items()}
+    for key, checksums in members.items():
         if key in packed:
             continue
-        mp4 = run.samples / key / "mp4"
-        if not mp4.exists():
-            return None, f"staged sample {key} is missing"
-        if sha256_file(mp4) != checksum:
-            return None, f"staged sample {key} is corrupt (checksum mismatch)"
+        for name, checksum in sorted(checksums.items(), key=lambda kv: (kv[0] != "mp4", kv[0])):
+            path = run.samples / key / name
+            what = "" if name == "mp4" else f" {name}"
+            if not path.exists():
+                return None, f"staged sample {key} is missing{what}"
+            if sha256_file(path) != checksum:
+                return None, f"staged sample {key} is corrupt ({name + ' ' if what else ''}checksum mismatch)"
     return rows, "finished"
 
 

@@ -6,6 +6,7 @@ lists their members and packs only keys that are in none of them, so no key is e
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -63,19 +64,38 @@ class _ShardWriter:
         self.bytes = 0
 
     def add(self, key: str, files: list[Path]) -> None:
-        for path in files:
-            info = tarfile.TarInfo(f"{key}.{path.name}")
-            info.size = path.stat().st_size
-            info.mode, info.mtime = 0o444, 0  # deterministic members
-            with open(path, "rb") as handle:
-                self.tar.addfile(info, handle)
-            self.bytes += info.size + _TAR_OVERHEAD
+        try:
+            for path in files:
+                info = tarfile.TarInfo(f"{key}.{path.name}")
+                info.size = path.stat().st_size
+                info.mode, info.mtime = 0o444, 0  # deterministic members
+                with open(path, "rb") as handle:
+                    self.tar.addfile(info, handle)
+                self.bytes += info.size + _TAR_OVERHEAD
+        except OSError as exc:
+            raise self._failed(exc) from exc
         self.keys.append(key)
 
+    def _failed(self, exc: OSError) -> OSError:
+        """Drop the partial shard (never visible under shards/); say what to do when the disk is full."""
+        try:
+            self.tar.close()
+        except OSError:
+            pass
+        self.tmp.unlink(missing_ok=True)
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            return exc
+        return OSError(exc.errno, f"{os.strerror(exc.errno)} while writing {self.name} under {self.run.out}: the "
+                                  "shards already published are complete; free some space and rerun the same "
+                                  "command (finished clips are kept)")
+
     def publish(self) -> int:
-        self.tar.close()
-        with open(self.tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        try:
+            self.tar.close()
+            with open(self.tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            raise self._failed(exc) from exc
         final = self.run.shards / self.name
         os.replace(self.tmp, final)
         dir_fd = os.open(self.run.shards, os.O_RDONLY)

@@ -6,6 +6,7 @@ sample; the sample's ``mp4`` is a hard link to the cached clean clip, never a re
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -230,6 +231,8 @@ def write_samples(clip: Clip, run: RunContext) -> ClipResult:
             written = encode_and_stage(window, run)
             rows.append(manifest_row(run, window, clip, "accepted", key=written.key, seconds=written.seconds))
         except Exception as exc:  # noqa: BLE001
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+                raise  # the machine's fault, not the window's: never committed, so the rerun redoes the clip
             rows.append(manifest_row(run, window, clip, "failed", "write_error", describe_error(exc)))
     for outcome in clip.outcomes:
         rows.append(manifest_row(run, None, clip, outcome.status, outcome.reason, outcome.error, outcome=outcome))
@@ -241,7 +244,10 @@ def write_samples(clip: Clip, run: RunContext) -> ClipResult:
 def commit_clip(clip: Clip, rows: list[ManifestRow], run: RunContext) -> None:
     """The ledger entry is written last: its presence (with matching hashes) means the clip is finished."""
     keys = [r.key for r in rows if r.key]
+    members = {k: {p.name: sha256_file(p) for p in sorted((run.samples / k).iterdir()) if p.is_file()}
+               for k in keys}  # every staged member, so a flipped byte anywhere is found before packing
     atomic_write_json(run.clips / f"{clip.item.clip_id}.json", {
         "clip_id": clip.item.clip_id, "clip_hash": run.clip_hash, "rows": [r.model_dump(mode="json") for r in rows],
         "timings": clip.timings,
-        "checksums": {k: sha256_file(run.samples / k / "mp4") for k in keys}})
+        "checksums": {k: members[k]["mp4"] for k in keys},  # mp4 only: what older ledgers hold
+        "member_checksums": members})

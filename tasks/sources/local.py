@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import fsspec
@@ -20,6 +22,15 @@ def _sha256_file(fs: fsspec.AbstractFileSystem, path: str) -> str:
     return digest.hexdigest()
 
 
+def _special_file(path: str) -> bool:
+    """A FIFO, socket or device: reading it to hash it could block forever, so it is not read here (its decode
+    runs under the decode deadline and fails with a reason)."""
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def local_items(url: str, fetch_dir: Path | None = None) -> list[SourceItem]:
     """One SourceItem per video file (sorted, recursive). Remote files are fetched once into ``fetch_dir``.
 
@@ -35,6 +46,11 @@ def local_items(url: str, fetch_dir: Path | None = None) -> list[SourceItem]:
     items: list[SourceItem] = []
     for path in paths:
         uri = path if local else fs.unstrip_protocol(path)
+        if local and _special_file(path):
+            digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
+            items.append(SourceItem(f"local-{digest}", "local", uri, path,
+                                    {"name": Path(path).name, "license": "unknown (local file)"}))
+            continue
         try:
             info = fs.info(path)
             sha = _sha256_file(fs, path)

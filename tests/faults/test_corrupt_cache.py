@@ -45,9 +45,6 @@ def test_corrupt_cache_is_detected_and_recomputed(prefect_server, reference_out,
     assert_same_output(out, reference_out)  # the recomputed samples are byte-identical to the clean run's
 
 
-@pytest.mark.xfail(reason="the clip ledger checksums only the staged mp4; a corrupted graph.json / meta.json / "
-                          "degraded.mp4 / .npy member is packed as is (see the tasks/samples.py + tasks/ledger.py "
-                          "diff: checksum every staged member)", strict=False)
 def test_silently_corrupted_graph_member_is_recomputed(prefect_server, reference_out, tmp_path):
     from flows.ingest import ingest
 
