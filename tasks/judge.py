@@ -4,6 +4,9 @@ from __future__ import annotations
 import functools
 import time
 
+import cv2
+import numpy as np
+
 from schemas.config import Config, VLMConfig
 from tasks.stage import Clip, Outcome, Resources, stage_task
 from tasks.vlm.backends import VLMBackend, make_backend
@@ -19,6 +22,13 @@ def _backend(config_json: str) -> VLMBackend:
     return make_backend(VLMConfig.model_validate_json(config_json))
 
 
+def audit_thumbnail(frames: np.ndarray, height: int = 120) -> np.ndarray:
+    """The middle frame, small: enough for a person auditing the VLM's decisions in the report."""
+    middle = frames[len(frames) // 2]
+    width = round(middle.shape[1] * height / middle.shape[0])
+    return cv2.resize(middle, (width, height), interpolation=cv2.INTER_AREA)
+
+
 @stage_task("judge-events")
 def judge_events(clip: Clip, config: Config) -> Clip:
     """Every window gets one judgement; rejected and failed ones leave with the VLM's reason."""
@@ -29,6 +39,7 @@ def judge_events(clip: Clip, config: Config) -> Clip:
     judgements = judge_windows(clip.windows, backend, config.vlm, load_taxonomy())
     kept = []
     for window, judgement in zip(clip.windows, judgements):
+        window.thumbnail = audit_thumbnail(window.frames)
         verdict = judgement.verdict
         if verdict is not None:
             window.scores.update({"vlm_confidence": verdict.confidence,

@@ -61,6 +61,7 @@ class Window:
     vlm: dict[str, Any] | None = None
     caption: str = ""
     augmented: Any = None  # tasks.augment.Augmented once the graph stage ran
+    thumbnail: np.ndarray | None = None  # a small RGB frame kept for the run report's audit (VLM-judged windows)
 
     @property
     def window_id(self) -> str:

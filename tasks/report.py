@@ -50,6 +50,25 @@ def _table(title: str, counts: Counter, header: str = "count") -> list[str]:
     return lines + [""]
 
 
+def vlm_audit(run: RunContext, rows: list[ManifestRow], per_stratum: int = 3) -> list[dict[str, Any]]:
+    """A stratified sample of the VLM's decisions: up to ``per_stratum`` windows per (decision, reason)."""
+    strata: dict[tuple[str, str], list[ManifestRow]] = {}
+    for row in sorted((r for r in rows if r.vlm_decision), key=lambda r: (r.clip_id, r.window or 0)):
+        strata.setdefault((row.vlm_decision or "", row.vlm_reason or ""), []).append(row)
+    audit = []
+    for (decision, reason), members in sorted(strata.items()):
+        for row in members[:per_stratum]:
+            thumb = Path("previews") / "vlm" / f"{row.clip_id}-w{(row.window or 0):02d}.jpg"
+            audit.append({"decision": decision, "reason": reason or "-", "clip_id": row.clip_id, "window": row.window,
+                          "event_type": row.event_type, "confidence": row.scores.get("vlm_confidence"),
+                          "spatial": row.scores.get("vlm_spatial_occupancy"),
+                          "temporal": row.scores.get("vlm_temporal_occupancy"),
+                          "says": (row.caption or row.error or "")[:160].replace("|", "/").replace("\n", " "),
+                          "thumbnail": str(thumb) if (run.out / thumb).exists() else None,
+                          "stratum_size": len(members)})
+    return audit
+
+
 def summarise(run: RunContext, rows: list[ManifestRow], stats: RunStats) -> dict[str, Any]:
     shards = sorted(run.shards.glob("shard-*.tar"))
     accepted = [r for r in rows if r.status == "accepted"]
@@ -66,7 +85,7 @@ def summarise(run: RunContext, rows: list[ManifestRow], stats: RunStats) -> dict
         "clips_per_s": round(stats.clips_processed / stats.wall_s, 4) if stats.wall_s else None,
         "stage_seconds_per_clip": {k: round(v / processed, 3) for k, v in sorted(stats.stage_seconds.items())},
         "redo_reasons": stats.redo_reasons, "source_stats": stats.source_stats, "notes": stats.notes,
-        "previews": stats.previews,
+        "previews": stats.previews, "vlm_audit": vlm_audit(run, rows),
     }
 
 
@@ -94,6 +113,17 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines += ["### Source", "", "```", *[f"{k}: {v}" for k, v in summary["source_stats"].items()], "```", ""]
     if summary["redo_reasons"]:
         lines += ["### Recomputed cached clips", ""] + [f"- {k}: {v}" for k, v in summary["redo_reasons"].items()]
+        lines += [""]
+    if summary["vlm_audit"]:
+        lines += ["### VLM audit (stratified by decision and reason)", "",
+                  "| frame | decision | reason | event | conf | spatial | temporal | the VLM said |",
+                  "|---|---|---|---|---:|---:|---:|---|"]
+        for a in summary["vlm_audit"]:
+            image = f"![{a['clip_id']}]({a['thumbnail']})" if a["thumbnail"] else "-"
+            lines.append(f"| {image} | {a['decision']} ({a['stratum_size']}) | {a['reason']} | {a['event_type'] or '-'}"
+                         f" | {a['confidence'] if a['confidence'] is not None else '-'} | "
+                         f"{a['spatial'] if a['spatial'] is not None else '-'} | "
+                         f"{a['temporal'] if a['temporal'] is not None else '-'} | {a['says']} |")
         lines += [""]
     if summary["previews"]:
         lines += ["### Previews", ""] + [f"![{Path(p).stem}]({p})" for p in summary["previews"]] + [""]

@@ -202,7 +202,7 @@ def manifest_row(run: RunContext, window_or_none: Window | None, clip: Clip, sta
     scores = dict(w.scores) if w else (outcome.scores if outcome else {})
     span = w.span_s if w else (outcome.span_s if outcome else None)
     aug = w.augmented if w else None
-    vlm = (w.vlm if w else None) or {}
+    vlm = (w.vlm if w else (outcome.extra.get("vlm") if outcome else None)) or {}
     return ManifestRow(
         run_id=run.run_id, clip_id=item.clip_id, window=w.index if w else (outcome.window if outcome else None),
         source=item.source, uri=item.uri, status=status, reason=reason, error=error, key=key,  # type: ignore[arg-type]
@@ -236,9 +236,20 @@ def write_samples(clip: Clip, run: RunContext) -> ClipResult:
             rows.append(manifest_row(run, window, clip, "failed", "write_error", describe_error(exc)))
     for outcome in clip.outcomes:
         rows.append(manifest_row(run, None, clip, outcome.status, outcome.reason, outcome.error, outcome=outcome))
+    save_thumbnails(clip, run)
     clip.timings["write-samples"] = time.perf_counter() - started
     commit_clip(clip, rows, run)
     return ClipResult(clip.item.clip_id, rows, dict(clip.timings))
+
+
+def save_thumbnails(clip: Clip, run: RunContext) -> None:
+    """Audit thumbnails (VLM-judged windows, kept or not) as OUT/previews/vlm/<window_id>.jpg."""
+    pictures = [(w.window_id, w.thumbnail) for w in clip.windows if w.thumbnail is not None]
+    pictures += [(o.window_id, o.extra["thumbnail"]) for o in clip.outcomes if "thumbnail" in o.extra]
+    for window_id, image in pictures:
+        ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        if ok:
+            atomic_write_bytes(run.previews / "vlm" / f"{window_id}.jpg", jpeg.tobytes(), run.tmp)
 
 
 def commit_clip(clip: Clip, rows: list[ManifestRow], run: RunContext) -> None:

@@ -49,7 +49,8 @@ class Outcome:
     span_s: tuple[float, float] | None = None
     scores: dict[str, float] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the VLM judgement and an audit thumbnail
+    window_id: str | None = None
 
 
 @dataclass
@@ -67,6 +68,11 @@ class Clip:
         outcome.span_s = window.span_s
         outcome.scores = {**window.scores, **outcome.scores}
         outcome.tags = outcome.tags or list(window.tags)
+        outcome.window_id = window.window_id
+        if window.vlm is not None:
+            outcome.extra.setdefault("vlm", window.vlm)
+        if window.thumbnail is not None:
+            outcome.extra.setdefault("thumbnail", window.thumbnail)
         self.outcomes.append(outcome)
 
 

@@ -83,3 +83,11 @@ def test_pickle_entries_are_refused(synthetic_run, tmp_path, capsys):
         tar.addfile(info, io.BytesIO(b"\x80\x04N."))
     assert main(["validate", str(sneaky)]) == 1
     assert "forbidden type" in capsys.readouterr().err
+
+
+def test_preview_cli_renders_a_png(synthetic_run, tmp_path, capsys):
+    out, _ = synthetic_run
+    shard = sorted((out / "shards").glob("*.tar"))[0]
+    png = tmp_path / "sheet.png"
+    assert main(["preview", str(shard), "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000

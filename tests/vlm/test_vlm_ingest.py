@@ -30,7 +30,7 @@ def test_transformers_backend_tiny_model_in_the_flow(prefect_server, tiny_bundle
     summary = ingest(source="synthetic:2", out=str(tmp_path / "out"), config_path=config)
     rows = read_manifest(tmp_path / "out" / "manifest.parquet")
     assert len(rows) == 2 and summary["status"] == {"rejected": 2}
-    assert {(r.status, r.reason, r.vlm_decision) for r in rows} == {("rejected", "vlm_unparseable", None)}
+    assert {(r.status, r.reason, r.vlm_decision) for r in rows} == {("rejected", "vlm_unparseable", "rejected")}
 
 
 def test_openai_backend_in_the_flow_scores_reach_manifest_and_meta(prefect_server, tmp_path):
@@ -61,3 +61,7 @@ def test_openai_backend_in_the_flow_scores_reach_manifest_and_meta(prefect_serve
         caption = tar.extractfile(f"{accepted.key}.txt").read().decode()
     assert meta["vlm"]["decision"] == "accepted" and meta["vlm"]["model"] == "served-qwen3-vl"
     assert meta["vlm"]["prompt_version"] == "judge-v1" and caption == accepted.caption
+    report = (tmp_path / "out" / "report.md").read_text()  # the stratified audit: one stratum per decision/reason
+    assert "VLM audit" in report and "vlm_low_spatial_occupancy" in report and "vlm_error" in report
+    assert f"previews/vlm/{accepted.clip_id}-w00.jpg" in report
+    assert (tmp_path / "out" / "previews" / "vlm" / f"{rejected.clip_id}-w00.jpg").exists()
