@@ -6,6 +6,8 @@ warps both with the wall homography, so mask, depth and pixels share one exact g
 """
 from __future__ import annotations
 
+import abc
+
 import math
 from dataclasses import dataclass
 
@@ -60,7 +62,7 @@ class Patch:
     y: int
 
 
-class Event:
+class Event(abc.ABC):
     """Base class: state per frame, ROI, static props, per-frame rendering and a caption."""
 
     family = ""
@@ -68,8 +70,9 @@ class Event:
     state: np.ndarray
     colour_name: str
 
+    @abc.abstractmethod
     def __init__(self, rng: np.random.Generator, stage: Stage) -> None:
-        raise NotImplementedError
+        """Draw the event's parameters (sizes, colours, speeds) from ``rng``."""
 
     def draw_static(self, tex: np.ndarray, off: tuple[int, int]) -> None:
         """Props that never change (shelf, stand, tap...) drawn into the wall texture."""
@@ -78,12 +81,13 @@ class Event:
         """Receive the ROI of the finished static wall texture (uint8), before any render."""
         self.base = base
 
+    @abc.abstractmethod
     def render(self, t: int) -> Patch:
         """The event's patch at frame t."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def caption(self) -> str:
-        raise NotImplementedError
+        """Object, state variable and direction of change."""
 
     def _set_roi(self, x0: float, y0: float, x1: float, y1: float, stage: Stage) -> None:
         bottom = min(math.ceil(y1), math.floor(stage.floor_y) - 1)  # never below the floor line: no occlusion
