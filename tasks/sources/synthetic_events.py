@@ -7,7 +7,6 @@ warps both with the wall homography, so mask, depth and pixels share one exact g
 from __future__ import annotations
 
 import abc
-
 import math
 from dataclasses import dataclass
 
