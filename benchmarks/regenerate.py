@@ -34,7 +34,7 @@ PROBES: tuple[tuple[str, str, str], ...] = (
     ("tasks.video_io", "decode_normalised", "source_reads"),
     ("tasks.decode", "find_cuts", "filter_calls"),
     ("tasks.prefilter.motion", "measure", "filter_calls"),
-    ("tasks.judge", "judge_windows", "filter_calls"),
+    ("tasks.judge", "shared_judge", "filter_calls"),
     ("tasks.vlm.judge", "judge_windows", "filter_calls"),
     ("tasks.cameras", "estimate_geometry", "geometry_calls"),
     ("tasks.geometry.stage", "estimate_geometry", "geometry_calls"),

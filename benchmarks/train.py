@@ -29,7 +29,7 @@ import webdataset as wds  # noqa: E402
 from benchmarks.loader import loader_read, synthetic_shards  # noqa: E402
 from training.config import load_train_config  # noqa: E402
 from training.data import MixtureSampler, decode_latent_row, shard_paths  # noqa: E402
-from training.encode import encode_shards  # noqa: E402
+from training.encode import encode_shards, encode_text_cache  # noqa: E402
 from training.loop import train_loop  # noqa: E402
 from training.run import init_ray  # noqa: E402
 
@@ -54,7 +54,9 @@ def main(argv: list[str] | None = None) -> int:
                 for raw in wds.WebDataset(path, shardshuffle=False, empty_check=False)]
         out = Path(tmp) / "out"
         started = time.perf_counter()
-        train_loop(cfg, out, MixtureSampler(lambda: rows, cfg.data.mixture, cfg.seed), torch.device("cpu"))
+        text_dir = encode_text_cache(shards, cfg, use_ray=False)
+        train_loop(cfg, out, MixtureSampler(lambda: rows, cfg.data.mixture, cfg.seed), torch.device("cpu"),
+                   text_dir=text_dir)
         wall = time.perf_counter() - started
         records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
         step_time = statistics.median(r["step_time_s"] for r in records[5:] or records)

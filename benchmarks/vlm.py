@@ -4,7 +4,9 @@
 
 transformers: the tiny random Qwen3-VL (tasks.vlm.tiny) on this machine's CPU, through the real processor and
 generate. openai: the OpenAIBackend against the scripted local server (tests/servers/openai_server.py), which
-measures client-side overhead (JPEG encoding, HTTP, parsing), not a model. Real-model figures come from a GPU host.
+measures client-side overhead (MP4 encoding, HTTP, parsing), not a model. cross-clip: windows per model call and
+windows/s when clips are judged one at a time (the local executor) vs concurrently through one SharedJudge.
+Real-model figures come from a GPU host.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import argparse
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test server 
 from schemas.config import VLMConfig  # noqa: E402
 from tasks.records import SourceItem, Window  # noqa: E402
 from tasks.vlm.backends import VLMBackend, make_backend  # noqa: E402
-from tasks.vlm.judge import judge_windows  # noqa: E402
+from tasks.vlm.batcher import SharedJudge  # noqa: E402
+from tasks.vlm.judge import clip_input, judge_windows  # noqa: E402
 from tasks.vlm.prompts import EventCatalog, as_catalog  # noqa: E402
 from taxonomy import load_taxonomy  # noqa: E402
 
@@ -61,7 +65,8 @@ def bench_transformers(args: argparse.Namespace, windows: list[Window], catalog:
         judge_windows(windows[:1], backend, base, catalog)  # warm-up
         for batch_size in args.batch_sizes:
             config = base.model_copy(update={"batch_size": batch_size})
-            rows.append(("transformers (tiny, CPU)", batch_size, run(backend, config, windows, catalog)))
+            device = "GPU" if torch.cuda.is_available() else "CPU"
+            rows.append((f"transformers (tiny, {device})", batch_size, run(backend, config, windows, catalog)))
     return rows
 
 
@@ -86,6 +91,46 @@ def bench_openai(args: argparse.Namespace, windows: list[Window], catalog: Event
     return rows
 
 
+def _judge_clips_through(judge: SharedJudge, clips: list[list[Window]], num_frames: int, concurrent: bool
+                         ) -> float:
+    """Seconds to judge every clip: one after another (the local executor) or all at once (threads)."""
+    inputs = [[clip_input(w, num_frames) for w in clip] for clip in clips]
+    start = time.perf_counter()
+    if concurrent:
+        with ThreadPoolExecutor(max_workers=len(inputs)) as pool:
+            list(pool.map(judge.judge, inputs))
+    else:
+        for clip in inputs:
+            judge.judge(clip)
+    return time.perf_counter() - start
+
+
+def bench_cross_clip(args: argparse.Namespace, catalog: EventCatalog) -> list[str]:
+    """Windows per model call when clips are judged one at a time vs concurrently through one SharedJudge."""
+    import torch
+
+    from tasks.vlm.tiny import build_tiny_qwen3vl
+
+    torch.set_num_threads(args.threads)
+    per_clip = args.windows_per_clip
+    clips = [synthetic_windows(per_clip, args.frames, args.height, args.width, seed) for seed in range(args.clips)]
+    lines = []
+    with tempfile.TemporaryDirectory() as tmp:
+        config = VLMConfig(backend="transformers", model=str(build_tiny_qwen3vl(tmp)), num_frames=args.num_frames,
+                           min_pixels=args.min_pixels, max_pixels=args.max_pixels,
+                           max_new_tokens=args.max_new_tokens, batch_size=args.cross_batch_size, batch_wait_s=0.2)
+        backend = make_backend(config)
+        judge_windows(clips[0][:1], backend, config, catalog)  # warm-up
+        for mode, concurrent in (("one clip at a time (local executor)", False),
+                                 (f"{args.clips} clips at once (threads)", True)):
+            judge = SharedJudge(backend, config, catalog)
+            seconds = _judge_clips_through(judge, clips, args.num_frames, concurrent)
+            sizes = judge.batch_sizes
+            lines.append(f"{mode:<40} batches {len(sizes):>3}  windows/batch {np.mean(sizes):>4.2f} "
+                         f"(max {max(sizes)})  {args.clips * per_clip / seconds:>6.2f} windows/s")
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--windows", type=int, default=8, help="synthetic windows per run")
@@ -93,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--width", type=int, default=832)
     parser.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1, 2, 4])
-    parser.add_argument("--backends", default="transformers,openai")
+    parser.add_argument("--backends", default="transformers,openai,cross-clip")
     parser.add_argument("--num-frames", type=int, default=8, help="vlm.num_frames sent to the model")
     parser.add_argument("--min-pixels", type=int, default=64 * 32 * 32)
     parser.add_argument("--max-pixels", type=int, default=128 * 32 * 32)
@@ -101,6 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads for the tiny model")
     parser.add_argument("--server-delay-s", type=float, default=0.0, help="simulated model latency of the stub")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--clips", type=int, default=6, help="cross-clip batching: clips judged")
+    parser.add_argument("--windows-per-clip", type=int, default=2, help="= normalise.windows_per_video")
+    parser.add_argument("--cross-batch-size", type=int, default=4, help="vlm.batch_size for cross-clip batching")
     args = parser.parse_args(argv)
 
     catalog = as_catalog(load_taxonomy())
@@ -120,6 +168,14 @@ def main(argv: list[str] | None = None) -> None:
     for name, batch_size, r in rows:
         print(f"{name:<40} {batch_size:>5} {r['clips_s']:>8.2f} {r['tok_s']:>8.1f} {r['prompt_tok_per_call']:>15.0f} "
               f"{int(r['calls']):>5} {int(r['accepted']):>8}")
+    if "cross-clip" in backends:
+        import torch
+
+        device = "CUDA " + torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+        print(f"Cross-clip batching (tiny Qwen3-VL, {device}, batch_size {args.cross_batch_size}, "
+              f"{args.windows_per_clip} windows per clip):")
+        for line in bench_cross_clip(args, catalog):
+            print("  " + line)
     print("Tiny random weights emit junk (every clip costs a retry and is rejected as unparseable), and the stub "
           "answers instantly: these figures measure pipeline overhead on this CPU, not a real model. Real Qwen3-VL "
           "figures come from a GPU host (configs/gpu.yaml).")

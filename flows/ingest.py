@@ -13,6 +13,7 @@ from tasks.judge import judge_events
 from tasks.ledger import split_finished
 from tasks.manifest import write_manifest
 from tasks.pack import pack_shards
+from tasks.prefilter.dataset_scores import apply_source_facts
 from tasks.prefilter.motion import measure_motion
 from tasks.previews import render_previews
 from tasks.report import RunStats, write_report
@@ -21,8 +22,8 @@ from tasks.samples import build_samples
 from tasks.sources.resolve import list_sources
 
 # Every clip goes through these, in order, then is encoded once and committed (tasks.samples.write_samples).
-CLIP_STAGES = (decode_source, detect_scene_cuts, cut_windows, measure_motion, judge_events, estimate_cameras,
-               build_samples)
+CLIP_STAGES = (decode_source, detect_scene_cuts, cut_windows, apply_source_facts, measure_motion, judge_events,
+               estimate_cameras, build_samples)
 
 
 @flow(name="ingest", log_prints=True)

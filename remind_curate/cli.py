@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from remind_curate import env
+from remind_curate.preflight import OneLineParser, fail, preflight
 
 env.configure()  # before Prefect or Ray is imported anywhere
 
@@ -119,10 +120,44 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     from training.config import load_train_config
-    from training.encode import encode_shards
+    from training.encode import encode_shards, encode_text_cache
 
-    print(encode_shards(Path(args.shards), load_train_config(args.config)))
+    config = load_train_config(args.config)
+    print(encode_shards(Path(args.shards), config))
+    print(encode_text_cache(Path(args.shards), config))
     return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from training.generate.run import generate
+
+    summary = generate(Path(args.checkpoint), Path(args.shards), args.mode, Path(args.out),
+                       Path(args.config) if args.config else None, limit=args.limit)
+    print(json.dumps(summary, indent=1))
+    return 0 if summary["ok"] else 1
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from tasks.evaluate.run import evaluate
+
+    table = evaluate([Path(v) for v in args.videos], Path(args.out), Path(args.config) if args.config else None)
+    print((Path(args.out) / "table.md").read_text(), end="")
+    return 0 if table["variants"] else 1
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from tasks.migrate import migrate_path
+    from tasks.validate import validate_path
+
+    result = migrate_path(Path(args.old), Path(args.new))
+    for problem in result.problems:
+        print(problem, file=sys.stderr)
+    print(result.summary())
+    report = validate_path(Path(args.new) / "shards")
+    for problem in report.problems:
+        print(problem, file=sys.stderr)
+    print(f"validate: {report.samples} samples in {report.shards} shards: {'OK' if report.ok else 'FAILED'}")
+    return 0 if report.ok and not result.problems else 1
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -134,11 +169,12 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="remind-curate", description=__doc__)
+    parser = OneLineParser(prog="remind-curate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("ingest", help="curate a source into WebDataset shards (rerun to resume)")
-    p.add_argument("--source", required=True, help="local:PATH | synthetic:N | pexels[:TYPE,...]")
+    p.add_argument("--source", required=True, help="local:PATH | synthetic:N | pexels[:TYPE,...] | "
+                   "dl3dv:PATH | openvid:CSV | manifest:FILE")
     p.add_argument("--out", required=True)
     p.add_argument("--config", help="YAML overriding the defaults (configs/offline.yaml)")
     p.add_argument("--pexels-permission-confirmed", action="store_true",
@@ -195,6 +231,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config")
     p.set_defaults(fn=cmd_encode)
 
+    p = sub.add_parser("generate", help="stream videos from a train run's latest checkpoint (i2v, v2v, reference)")
+    p.add_argument("--checkpoint", required=True, help="a train output folder (RUN) or one checkpoint folder")
+    p.add_argument("--shards", required=True)
+    p.add_argument("--mode", required=True, choices=["i2v", "v2v", "reference"])
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", help="YAML over the run's config.yaml (e.g. a generate: section)")
+    p.add_argument("--limit", type=int, help="at most N samples")
+    p.set_defaults(fn=cmd_generate)
+
+    p = sub.add_parser("evaluate", help="Appendix D review + PSNR/SSIM of generated videos; a comparison table")
+    p.add_argument("--videos", required=True, action="append", help="a generate output folder (repeat: variants)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--config", help="YAML with the vlm: reviewer section (and protocol:)")
+    p.set_defaults(fn=cmd_evaluate)
+
+    p = sub.add_parser("migrate", help="rewrite shards of an older schema version as the current one")
+    p.add_argument("old", help="a shard, a folder of shards or an ingest output (never changed)")
+    p.add_argument("new", help="output folder: NEW/shards/ gets the migrated shards")
+    p.set_defaults(fn=cmd_migrate)
+
     p = sub.add_parser("schema", help="write the generated JSON Schemas")
     p.add_argument("--dir")
     p.set_defaults(fn=cmd_schema)
@@ -204,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        preflight(args)  # arguments, paths, sources, credentials, configs: before Prefect or Ray start
         return args.fn(args)
     except KeyboardInterrupt:
         return 130
@@ -212,8 +269,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if os.environ.get("REMIND_DEBUG"):
             raise
-        print(f"remind-curate {args.command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 2
+        return fail(args.command, exc)
 
 
 if __name__ == "__main__":

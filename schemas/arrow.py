@@ -69,7 +69,8 @@ def _arrow_value(value: Any, annotation: Any) -> Any:
     if origin is dict:
         return list(value.items())
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return {name: _arrow_value(value[name], info.annotation) for name, info in annotation.model_fields.items()}
+        return {name: _arrow_value(value.get(info.alias or name), info.annotation)  # unset fields of open models
+                for name, info in annotation.model_fields.items()}
     return value
 
 

@@ -30,7 +30,18 @@ class NormaliseConfig(_Section):
 
 
 class SceneCutConfig(_Section):
-    detector: Literal["adaptive", "content", "none"] = "adaptive"
+    detector: Literal["transnetv2", "adaptive", "content", "none"] = Field(
+        "transnetv2", description="transnetv2: the learned detector with its packaged weights (cuts, dissolves, "
+                                  "fades); adaptive/content: PySceneDetect (hard cuts only); none.")
+    transnet_threshold: float = Field(0.5, gt=0, lt=1, description="TransNetV2 per-frame transition probability "
+                                      "above which a frame is a transition (calibrated on tests/data/real).")
+    transnet_device: Literal["cpu", "cuda"] = "cpu"
+    fallback: Literal["adaptive", "content", "error"] = Field(
+        "adaptive", description="When TransNetV2 cannot load: this PySceneDetect detector (windows record "
+                                "scene_cut_fallback = 1), or error.")
+    same_scene_ncc: float = Field(0.5, ge=0, le=1, description="A detected transition whose frames before and "
+                                  "after correlate at least this well once the light is normalised out is a lighting "
+                                  "change, not a cut (1 turns the check off).")
     threshold: float = Field(3.0, gt=0, description="AdaptiveDetector adaptive_threshold / ContentDetector threshold.")
     min_scene_frames: int = Field(8, ge=1)
     analysis_height: int = Field(144, ge=32, description="Cuts are detected on frames downscaled to this height.")
@@ -48,38 +59,97 @@ class MotionConfig(_Section):
     max_spatial_occupancy: float = Field(0.95, ge=0, le=1, description="Above this the whole frame moves (pure camera).")
     min_temporal_occupancy: float = Field(0.5, ge=0, le=1, description="Fraction of frames with enough motion.")
     frame_active_fraction: float = Field(0.003, ge=0, le=1, description="A frame is active above this moving fraction.")
+    light_log_change: float = Field(0.15, gt=0, description="A lasting illumination change (|log brightness ratio|, "
+                                    "flicker filtered out) above this counts as light dynamics (0.15 = about 16%).")
+    min_light_spatial_occupancy: float = Field(0.05, ge=0, le=1, description="Light passes a window on its own when "
+                                               "this much of the frame is relit ...")
+    min_light_temporal_occupancy: float = Field(0.5, ge=0, le=1, description="... and this much of the window is lit "
+                                                "differently from its start or its end.")
+    weather_min_hits: float = Field(0.1, gt=0, le=1, description="A pixel is in the weather region when scattered "
+                                    "changes hit it in this fraction of compared frame pairs.")
+    min_weather_spatial_occupancy: float = Field(0.1, ge=0, le=1, description="Weather (rain, snow) passes a window "
+                                                 "on its own above this spatial ...")
+    min_weather_temporal_occupancy: float = Field(0.5, ge=0, le=1, description="... and this temporal occupancy.")
+    min_texture_spatial_occupancy: float = Field(0.03, ge=0, le=1, description="Temporal texture (foliage in wind, "
+                                                 "ripples: textured pixels flickering both ways beyond the noise floor) "
+                                                 "passes a window on its own above this spatial ...")
+    min_texture_temporal_occupancy: float = Field(0.3, ge=0, le=1, description="... and this temporal occupancy "
+                                                  "(lower than motion's: low-rate sources repeat frames).")
+
+
+class DatasetScoreConfig(_Section):
+    """Turn windows down by the scores their dataset ships (OpenVid-1M's): every gate is off by default.
+    A source without a score passes that gate."""
+
+    min_motion: float | None = Field(None, description="Reject below this dataset motion score (e.g. 'static').")
+    min_aesthetic: float | None = None
+    min_temporal_consistency: float | None = None
+    skip_camera_motion: list[str] = Field(default_factory=list, description="Reject these camera-motion labels.")
 
 
 class PrefilterConfig(_Section):
     scene_cut: SceneCutConfig = SceneCutConfig()
     motion: MotionConfig = MotionConfig()
+    dataset_scores: DatasetScoreConfig = DatasetScoreConfig()
 
 
 class VLMConfig(_Section):
-    enabled: bool = Field(False, description="Off in the offline profile: random weights cannot judge.")
+    enabled: bool = Field(False, description="Left out, it follows the other keys: a model, a base_url or backend "
+                          "openai turn judging on. false together with those keys is an error (never unjudged by "
+                          "accident). Off in the offline profile: random weights cannot judge.")
     backend: Literal["transformers", "openai"] = "transformers"
     model: str = Field("", description="Hub id or local path (transformers) or served model name (openai).")
     base_url: str = Field("", description="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the server's key, if any.")
-    prompt_version: str = "judge-v1"
-    num_frames: int = Field(8, ge=1)
+    prompt_version: str = "judge-v2"
+    num_frames: int = Field(8, ge=2, multiple_of=2, description="Frames per window the VLM sees, as one video "
+                            "(even: Qwen3-VL merges frame pairs).")
     min_pixels: int = 128 * 28 * 28
     max_pixels: int = 256 * 28 * 28
     batch_size: int = Field(4, ge=1)
+    batch_wait_s: float = Field(0.05, ge=0, description="A batch waits this long for windows of other clips "
+                                "judged at the same time (threads or Ray tasks sharing the backend) before it runs.")
     max_new_tokens: int = Field(256, ge=16)
     concurrency: int = Field(4, ge=1)
     timeout_s: float = Field(120.0, gt=0)
     max_retries: int = Field(3, ge=0)
     retry_backoff_s: float = Field(1.0, ge=0, description="openai: first backoff; doubles per retry, plus jitter.")
     retry_backoff_max_s: float = Field(30.0, ge=0)
-    json_mode: bool = Field(False, description="openai: send response_format json_object (vLLM guided decoding).")
+    json_mode: bool = Field(True, description="openai: request the verdict's JSON schema (response_format "
+                            "json_schema: vLLM structured outputs); a server that refuses it is asked without.")
     dtype: Literal["auto", "bfloat16", "float32"] = "auto"
     min_confidence: float = Field(0.5, ge=0, le=1)
+    type_confidence: float = Field(0.7, ge=0, le=1, description="The VLM's event type replaces the retrieval "
+                                   "query's as the sample's primary tag at or above this confidence.")
     min_spatial_occupancy: float = Field(0.1, ge=0, le=1)
     min_temporal_occupancy: float = Field(0.6, ge=0, le=1)
     num_gpus_per_worker: float = Field(0.0, ge=0)
     num_cpus_per_worker: float = Field(1.0, ge=0, description="Ray actor CPU reservation.")
     num_workers: int = Field(1, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _judging_implied(cls, data: Any) -> Any:
+        """``enabled`` left out (or null): on exactly when a VLM is configured."""
+        if isinstance(data, dict) and data.get("enabled") is None:
+            data = {**data, "enabled": bool(data.get("model") or data.get("base_url")
+                                            or data.get("backend") == "openai")}
+        return data
+
+    @model_validator(mode="after")
+    def _judging_consistent(self) -> "VLMConfig":
+        server = [f"{k}: {getattr(self, k)!r}" for k in ("model", "base_url") if getattr(self, k)]
+        server += ["backend: 'openai'"] if self.backend == "openai" else []
+        if not self.enabled and server:
+            raise ValueError(f"vlm.enabled is false but {', '.join(server)} configure a VLM: the run would go "
+                             "unjudged. Drop 'enabled: false' to judge, or drop those keys to run without the VLM")
+        if self.enabled and not self.model:
+            raise ValueError("vlm is enabled but vlm.model is empty: set a hub id or local path (transformers) or "
+                             "the served model name (openai), or set vlm.enabled: false")
+        if self.enabled and self.backend == "openai" and not self.base_url:
+            raise ValueError("vlm.backend is openai but vlm.base_url is empty: set the server, e.g. "
+                             "http://127.0.0.1:8000/v1")
+        return self
 
 
 class GeometryConfig(_Section):
@@ -100,61 +170,99 @@ class GeometryConfig(_Section):
     num_workers: int = Field(1, ge=1)
 
 
+_HIDDEN_CHUNKS = Field((1, 2), description="Whole latent chunks (12 frames) in which the event is hidden.")
+_TRANSITION = Field((4, 10), description="Transition (fade, slide, ramp) length range, frames; at most 12.")
+
+
+def _check_ranges(name: str, hidden: tuple[int, int], transition: tuple[int, int]) -> None:
+    if min(hidden) < 1 or max(hidden) > 3 or min(transition) < 1 or max(transition) > 12:
+        raise ValueError(f"{name} needs 1 <= hidden_chunks <= 3 and 1 <= transition frames <= 12")
+
+
 class LightToggleConfig(_Section):
-    fade_frames: tuple[int, int] = Field((4, 10), description="Fade-out / fade-in length range, frames (each drawn).")
-    dark_frames: tuple[int, int] = Field((12, 30), description="Dark interval length range, frames.")
-    min_level: tuple[float, float] = Field((0.0, 0.25), description="Light level while dark (0 black, <1 partial).")
+    fade_frames: tuple[int, int] = _TRANSITION
+    hidden_chunks: tuple[int, int] = _HIDDEN_CHUNKS
+    min_level: tuple[float, float] = Field((0.0, 0.03), description="Linear-light level while dark (0 black); "
+                                           "capped at augment.hidden_max_visibility.")
+    local_probability: float = Field(0.35, ge=0, le=1, description="Chance that only a lamp's region (soft-edged, "
+                                     "around the dynamic region) goes dark instead of the whole frame.")
+    colour_shift_probability: float = Field(0.5, ge=0, le=1, description="Chance of a cool colour cast while dim.")
+    black_level: tuple[float, float] = Field((0.002, 0.008), description="Linear black level lifting the darks.")
+    noise: tuple[float, float] = Field((0.6, 1.4), description="Sensor-noise strength (shot + read, x camera gain).")
 
     @model_validator(mode="after")
     def _ranges(self) -> "LightToggleConfig":
-        if min(self.fade_frames) < 0 or min(self.dark_frames) < 1 or not 0 <= min(self.min_level) <= max(
-                self.min_level) < 1:
-            raise ValueError("light_toggle needs fade_frames >= 0, dark_frames >= 1 and 0 <= min_level < 1")
+        _check_ranges("light_toggle", self.hidden_chunks, self.fade_frames)
+        if not 0 <= min(self.min_level) <= max(self.min_level) < 1 or min(self.black_level) < 0 or min(self.noise) < 0:
+            raise ValueError("light_toggle needs 0 <= min_level < 1, black_level >= 0 and noise >= 0")
         return self
 
 
 class OccluderConfig(_Section):
-    shapes: list[Literal["rect", "ellipse"]] = ["rect", "ellipse"]
-    textured: bool = True
+    shapes: list[Literal["rect", "ellipse", "person"]] = ["rect", "ellipse", "person"]
+    textured: bool = Field(True, description="Procedural texture and shading (false: flat shaded colour).")
     cover: Literal["dynamic_region", "full_frame", "either"] = "either"
-    speed_px_per_frame: tuple[float, float] = Field(
-        (40.0, 90.0), description="Slide speed range; raised when the pass would not fit frames 9..68.")
-    hold_frames: tuple[int, int] = Field((8, 24), description="Frames the shape stands still over the region.")
+    sides: list[Literal["left", "right", "top", "bottom"]] = ["left", "right", "top", "bottom"]
+    paths: list[Literal["straight", "curved"]] = ["straight", "curved"]
+    slide_frames: tuple[int, int] = Field((5, 12), description="Frames to slide in (and out), at most 12.")
+    hidden_chunks: tuple[int, int] = _HIDDEN_CHUNKS
+    scale_change: tuple[float, float] = Field((0.85, 1.25), description="Scale at exit over scale at entry.")
+    edge_softness_px: tuple[float, float] = Field((1.5, 5.0), description="Soft-edge (blur) radius range, px.")
+    motion_blur: bool = True
 
     @model_validator(mode="after")
     def _ranges(self) -> "OccluderConfig":
-        if not self.shapes or min(self.speed_px_per_frame) <= 0 or min(self.hold_frames) < 0:
-            raise ValueError("occluder needs a shape, speed_px_per_frame > 0 and hold_frames >= 0")
+        _check_ranges("occluder", self.hidden_chunks, self.slide_frames)
+        if not self.shapes or not self.sides or not self.paths or min(self.scale_change) <= 0:
+            raise ValueError("occluder needs a shape, a side, a path and scale_change > 0")
         return self
 
 
 class ZoomConfig(_Section):
-    peak_scale: tuple[float, float] = Field((1.6, 2.5), description="Peak crop scale range (> 1 zooms in).")
-    ramp_frames: tuple[int, int] = Field((8, 16), description="Ramp-in / ramp-out length range, frames.")
-    hold_frames: tuple[int, int] = Field((4, 16), description="Frames held at the peak scale.")
+    peak_scale: tuple[float, float] = Field((1.6, 2.5), description="Peak crop scale range (> 1 zooms in); raised "
+                                            "up to max_scale when the view needs it to leave the dynamic region.")
+    max_scale: float = Field(3.0, gt=1.0, description="Largest crop scale a zoom may use to hide the region.")
+    ramp_frames: tuple[int, int] = _TRANSITION
+    hidden_chunks: tuple[int, int] = _HIDDEN_CHUNKS
 
     @model_validator(mode="after")
     def _ranges(self) -> "ZoomConfig":
-        if min(self.peak_scale) <= 1.0 or min(self.ramp_frames) < 0 or min(self.hold_frames) < 1:
-            raise ValueError("zoom needs peak_scale > 1, ramp_frames >= 0 and hold_frames >= 1")
+        _check_ranges("zoom", self.hidden_chunks, self.ramp_frames)
+        if min(self.peak_scale) <= 1.0 or self.max_scale < max(self.peak_scale):
+            raise ValueError("zoom needs peak_scale > 1 and max_scale >= peak_scale")
         return self
 
 
 class CameraLoopConfig(_Section):
-    max_pan_fraction: float = Field(0.6, gt=0, le=1, description="Virtual pan reach, as a fraction of frame width.")
-    crop_scale: float = Field(1.5, ge=1.0, description="Zoom-in that creates margin for a crop-window pan.")
-    away_frames: tuple[int, int] = Field((10, 24), description="Virtual loop length range: away and back, frames.")
+    max_pan_fraction: float = Field(0.8, gt=0, le=1, description="Virtual pan reach, as a fraction of frame width.")
+    crop_scale: float = Field(2.2, ge=1.0, description="Largest zoom-in a virtual loop may use for margin to turn "
+                              "into (the clean clip is rendered at the same crop); the smallest that works is used.")
+    ramp_frames: tuple[int, int] = _TRANSITION
+    hidden_chunks: tuple[int, int] = _HIDDEN_CHUNKS
+    return_tolerance_deg: float = Field(1.0, gt=0, description="A loop whose nearest return to the anchor view is "
+                                        "farther than this is not a loop.")
+    native_min_deg: float = Field(5.0, gt=0, description="A native trajectory must turn at least this far.")
 
     @model_validator(mode="after")
     def _ranges(self) -> "CameraLoopConfig":
-        if min(self.away_frames) < 3:
-            raise ValueError("camera_loop needs away_frames >= 3 (out, hold, back)")
+        _check_ranges("camera_loop", self.hidden_chunks, self.ramp_frames)
         return self
 
 
 class ExitEntryConfig(_Section):
-    crop_scale: float = Field(2.0, ge=1.0, description="Crop zoom-in; the crop pans until the subject has left.")
-    min_hidden_frames: int = Field(6, ge=1, description="Shortest accepted out-of-view interval, frames.")
+    crop_scale: float = Field(2.0, ge=1.0, description="Crop zoom-in of both clips; the degraded crop pans until "
+                              "the tracked subject has left.")
+    ramp_frames: tuple[int, int] = _TRANSITION
+    hidden_chunks: tuple[int, int] = _HIDDEN_CHUNKS
+    tracker: Literal["template", "flow", "mil"] = Field(
+        "template", description="Subject tracker for sources without truth boxes: an adaptive NCC template "
+        "(deterministic), Lucas-Kanade flow of the subject's corners, or OpenCV's MIL (not reproducible: OpenCV seeds "
+        "it from the clock).")
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "ExitEntryConfig":
+        _check_ranges("exit_entry", self.hidden_chunks, self.ramp_frames)
+        return self
 
 
 class AugmentConfig(_Section):
@@ -165,6 +273,8 @@ class AugmentConfig(_Section):
     zoom: ZoomConfig = ZoomConfig()
     camera_loop: CameraLoopConfig = CameraLoopConfig()
     exit_entry: ExitEntryConfig = ExitEntryConfig()
+    hidden_max_visibility: float = Field(0.05, ge=0, lt=1, description="Every interrupted sample hides the event "
+                                         "for at least one whole latent chunk: visibility at most this.")
 
     @model_validator(mode="after")
     def _mixture_positive(self) -> "AugmentConfig":
@@ -220,11 +330,42 @@ class SyntheticConfig(_Section):
     trajectories: list[Literal["static", "pan", "pan_return"]] = ["static", "pan", "pan_return"]
 
 
+class DL3DVSourceConfig(_Section):
+    capture_fps: float | None = Field(None, gt=0, description="Capture rate of scenes that record none "
+                                      "(transforms.json 'fps'); a scene with neither fails with a reason.")
+    cameras: Literal["auto", "nerfstudio", "colmap"] = Field(
+        "auto", description="auto: transforms.json when present, else the COLMAP model.")
+    license: str = "CC BY-NC 4.0"
+    attribution: str = "DL3DV-10K (Ling et al., CVPR 2024)"
+
+
+class OpenVidSourceConfig(_Section):
+    video_dir: str = Field("", description="Folder of the CSV's videos; empty: the CSV's folder, then its "
+                           "'video' and 'videos' sub-folders.")
+    license: str = "CC BY 4.0"
+    attribution: str = "OpenVid-1M (Nan et al., ICLR 2025)"
+
+
+class ManifestSourceConfig(_Section):
+    default_license: str = Field("unknown", description="License of rows that name none.")
+
+
+class SourcesConfig(_Section):
+    """Per-source options of dl3dv:, openvid: and manifest: (licenses here are defaults a row or scene can't
+    override except in a manifest; check them against the copy you hold)."""
+
+    dl3dv: DL3DVSourceConfig = DL3DVSourceConfig()
+    openvid: OpenVidSourceConfig = OpenVidSourceConfig()
+    manifest: ManifestSourceConfig = ManifestSourceConfig()
+
+
 class RayConfig(_Section):
     address: str = Field("", description="Existing Ray cluster ('auto' or ray://...). Empty = run locally.")
     enabled: bool = False
     num_cpus: int = Field(0, ge=0, description="For a local Ray: 0 = all cores.")
     max_in_flight: int = Field(4, ge=1, description="Bounded queue: clips in flight at once.")
+    runtime_env_pip: bool = Field(False, description="Have Ray install the pinned dependencies on the nodes (a pip "
+                                  "runtime_env); off: the nodes have them installed. The code always travels.")
 
 
 class Config(_Section):
@@ -240,6 +381,7 @@ class Config(_Section):
     pack: PackConfig = PackConfig()
     pexels: PexelsConfig = PexelsConfig()
     synthetic: SyntheticConfig = SyntheticConfig()
+    sources: SourcesConfig = SourcesConfig()
     ray: RayConfig = RayConfig()
 
     def section_hash(self, *sections: str) -> str:
@@ -270,8 +412,11 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any], replace: tuple[st
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults, then the YAML file's keys, then explicit overrides. Unknown keys are an error."""
-    data = Config().model_dump(mode="python")
+    """Defaults, then the YAML file's keys, then explicit overrides. Unknown keys are an error.
+
+    Only the keys given are merged (defaults fill the rest when validating), so a model can tell a key left out
+    from one set to its default (``vlm.enabled``)."""
+    data: dict[str, Any] = {}
     if path is not None:
         loaded = yaml.safe_load(Path(path).read_text()) or {}
         if not isinstance(loaded, dict):

@@ -66,6 +66,9 @@ class TemporalGap(_Strict):
     dst: int = Field(ge=0, lt=NUM_CHUNKS, description="Anchor chunk.")
     frames: int = Field(ge=0, description="Frames from the last anchor frame to the recovery frame.")
     seconds: float = Field(ge=0)
+    anchor_frame: int | None = Field(None, ge=0, lt=NUM_FRAMES, description="The anchor chunk's last clean frame "
+                                     "(its anchor_frames entry when it holds one).")
+    recovery_frame: int | None = Field(None, ge=0, lt=NUM_FRAMES, description="The recovery chunk's recovery frame.")
 
 
 class FrameGraph(_Strict):
@@ -82,10 +85,14 @@ class FrameGraph(_Strict):
     event_frames: dict[str, int] = Field(
         default_factory=dict, description="Named frames, e.g. enter, full_cover, exit, peak, return, exit_frame.")
     temporal_gaps: list[TemporalGap] = Field(default_factory=list)
+    hidden_max_visibility: float | None = Field(
+        None, ge=0, le=1, description="Threshold of the hidden interval: event_frames hidden_start..hidden_end are "
+                                      "whole chunks whose every frame has per_frame.event_visibility at most this.")
     per_frame: dict[str, list[float | None]] = Field(
         default_factory=dict,
         description="Per-frame fields, 81 entries each: light_level, occluder_coverage, crop_scale, "
-                    "pose_distance_deg, subject_visible, event_state.")
+                    "pose_distance_deg, subject_visible, event_state, event_visibility (fraction of the dynamic "
+                    "region visible in the degraded frame, times the light level).")
 
     @model_validator(mode="after")
     def _invariants(self) -> "FrameGraph":

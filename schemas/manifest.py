@@ -33,5 +33,12 @@ class ManifestRow(BaseModel):
     vlm_decision: str | None = None
     vlm_reason: str | None = None
     caption: str | None = None
+    caption_source: str | None = Field(None, description="vlm | truth | dataset | none (tasks/captions.py)")
+    license: str | None = None
+    attribution: str | None = Field(None, description="Credit line (Pexels: the creator's name and page).")
+    dataset_aesthetic: float | None = Field(None, description="The source dataset's own scores (OpenVid-1M).")
+    dataset_motion: float | None = None
+    dataset_temporal_consistency: float | None = None
+    dataset_camera_motion: str | None = None
     config_hash: str
     seconds: float = Field(0.0, description="Wall time spent on this row's window.")

@@ -1,6 +1,7 @@
 """Turning a sample into tar members and back. The packer, the validator and training all go through here."""
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -12,6 +13,11 @@ from pydantic import ValidationError
 from schemas.graph import FrameGraph
 from schemas.mp4 import decode_mp4
 from schemas.sample import ENTRIES, SampleMeta
+from schemas.tolerant import read_model
+from schemas.untrusted import UntrustedError, load_json, load_npy_checked
+from schemas.version import SchemaVersionError, check_readable
+
+CHECKSUMS = "checksums.json"
 
 
 def npy_bytes(array: np.ndarray) -> bytes:
@@ -21,7 +27,8 @@ def npy_bytes(array: np.ndarray) -> bytes:
 
 
 def load_npy(data: bytes) -> np.ndarray:
-    return np.load(io.BytesIO(data), allow_pickle=False)
+    """A plain array; never a pickle (the header is checked before any data is read). Raises ValueError."""
+    return load_npy_checked(data)
 
 
 def json_bytes(obj: Any) -> bytes:
@@ -44,7 +51,9 @@ class Sample:
     depth: np.ndarray | None = None
     depth_conf: np.ndarray | None = None
     caption: str = ""
-    extra: dict[str, bytes] = field(default_factory=dict)
+    degraded_caption: str = ""  # degraded.txt: the interruption in words
+    extra: dict[str, bytes] = field(default_factory=dict)  # entries this reader does not know (newer minor)
+    unknown_fields: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"meta.json": {"a.b": value}}
 
     def clean_frames(self, size: tuple[int, int] | None = None) -> np.ndarray:
         return decode_mp4(self.mp4, size)
@@ -69,7 +78,33 @@ class Sample:
                 members[ext] = npy_bytes(array.astype(ENTRIES[ext].dtype, copy=False))
         if self.caption:
             members["txt"] = self.caption.encode()
+        if self.degraded_caption:
+            members["degraded.txt"] = self.degraded_caption.encode()
         return members
+
+
+def with_checksums(members: dict[str, bytes]) -> dict[str, bytes]:
+    """``members`` plus ``checksums.json`` (SHA-256 of every other member), first: what the packer writes."""
+    sums = {ext: hashlib.sha256(data).hexdigest() for ext, data in members.items() if ext != CHECKSUMS}
+    return {CHECKSUMS: json_bytes({"sha256": sums}), **{k: v for k, v in members.items() if k != CHECKSUMS}}
+
+
+def checksum_problems(entries: dict[str, bytes]) -> list[str]:
+    """Every member that disagrees with the sample's checksums.json (empty when it is absent or all agree)."""
+    if CHECKSUMS not in entries:
+        return []
+    try:
+        listed = load_json(entries[CHECKSUMS])["sha256"]
+        if not isinstance(listed, dict) or not all(isinstance(v, str) for v in listed.values()):
+            raise TypeError
+    except (UntrustedError, TypeError, KeyError):
+        return [f"{CHECKSUMS}: not a {{\"sha256\": {{entry: digest}}}} object"]
+    problems = [f"{ext}: listed in {CHECKSUMS} but absent" for ext in sorted(set(listed) - set(entries))]
+    problems += [f"{ext}: not covered by {CHECKSUMS}" for ext in sorted(set(entries) - set(listed) - {CHECKSUMS})]
+    problems += [f"{ext}: content differs from its {CHECKSUMS} digest (changed after packing)"
+                 for ext in sorted(set(listed) & set(entries))
+                 if hashlib.sha256(entries[ext]).hexdigest() != listed[ext]]
+    return problems
 
 
 def one_line(exc: ValidationError) -> str:
@@ -102,14 +137,9 @@ def decode_sample(raw: dict[str, Any]) -> Sample:
     for ext, spec in ENTRIES.items():
         if spec.required and ext not in entries:
             raise ValueError(f"missing required entry '{ext}'")
-    try:
-        graph = FrameGraph.model_validate_json(_as_bytes(entries["graph.json"]))
-    except ValidationError as exc:
-        raise ValueError(f"graph.json: {one_line(exc)}") from exc
-    try:
-        meta = SampleMeta.model_validate_json(_as_bytes(entries["meta.json"]))
-    except ValidationError as exc:
-        raise ValueError(f"meta.json: {one_line(exc)}") from exc
+    unknown: dict[str, dict[str, Any]] = {}
+    graph = _read_json(FrameGraph, "graph.json", _as_bytes(entries["graph.json"]), unknown)
+    meta = _read_json(SampleMeta, "meta.json", _as_bytes(entries["meta.json"]), unknown)
     arrays: dict[str, np.ndarray | None] = {}
     for ext in (e for e, spec in ENTRIES.items() if spec.dtype is not None):
         if ext in entries:
@@ -121,11 +151,29 @@ def decode_sample(raw: dict[str, Any]) -> Sample:
             arrays[ext] = None
     known = set(ENTRIES)
     return Sample(
-        key=key, mp4=_as_bytes(entries["mp4"]), graph=graph, meta=meta,
+        key=key, mp4=_as_bytes(entries["mp4"]), graph=graph, meta=meta,  # type: ignore[arg-type]
         degraded_mp4=_as_bytes(entries["degraded.mp4"]) if "degraded.mp4" in entries else None,
         camera=arrays["camera.npy"], intrinsics=arrays["intrinsics.npy"],
         degraded_camera=arrays["degraded_camera.npy"], degraded_intrinsics=arrays["degraded_intrinsics.npy"],
         depth=arrays["depth.npy"], depth_conf=arrays["depth_conf.npy"],
         caption=_as_bytes(entries["txt"]).decode() if "txt" in entries else "",
+        degraded_caption=_as_bytes(entries["degraded.txt"]).decode() if "degraded.txt" in entries else "",
         extra={k: _as_bytes(v) for k, v in entries.items() if k not in known},
+        unknown_fields={k: v for k, v in unknown.items() if v},
     )
+
+
+def _read_json(model: type[FrameGraph] | type[SampleMeta], ext: str, data: bytes,
+               unknown: dict[str, dict[str, Any]]) -> FrameGraph | SampleMeta:
+    """Bounded parse, version check, then the model with undeclared (newer-minor) fields set aside and kept."""
+    try:
+        parsed = load_json(data)
+        if not isinstance(parsed, dict):
+            raise UntrustedError(f"expected a JSON object, got {type(parsed).__name__}")
+        check_readable(parsed.get("schema_version", "1.0.0"))
+        instance, unknown[ext] = read_model(model, parsed)
+    except ValidationError as exc:
+        raise ValueError(f"{ext}: {one_line(exc)}") from exc
+    except (UntrustedError, SchemaVersionError) as exc:
+        raise ValueError(f"{ext}: {exc}") from exc
+    return instance  # type: ignore[return-value]

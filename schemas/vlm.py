@@ -10,7 +10,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 VERDICT_FIELDS: tuple[str, ...] = (
-    "scene_cut", "event_type", "spatial_occupancy", "temporal_occupancy", "confidence", "caption")
+    "scene_cut", "event_type", "spatial_occupancy", "temporal_occupancy", "confidence", "caption",
+    "also_event_types")
+MAX_EXTRA_EVENT_TYPES = 3
 
 Decision = Literal["accepted", "rejected", "failed"]
 
@@ -31,6 +33,22 @@ class VLMVerdict(BaseModel):
     temporal_occupancy: float = Field(ge=0.0, le=1.0, description="Clip-time fraction the event is visible.")
     confidence: float = Field(ge=0.0, le=1.0, description="The model's confidence in event_type.")
     caption: str = Field(max_length=1000, description="Object, state variable and direction of change.")
+    also_event_types: list[str] = Field(default_factory=list, max_length=MAX_EXTRA_EVENT_TYPES, description=(
+        "Taxonomy ids of other groups the same event also belongs to (Table 7 counts are not exclusive)."))
+
+
+class EventTypes(BaseModel):
+    """The retrieval query's taxonomy type beside the VLM's, and which became the sample's primary tag."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str | None = Field(description="The type the source was retrieved for (or its ground truth), if any.")
+    vlm: str | None = Field(description="The type the VLM named.")
+    vlm_confidence: float = Field(ge=0.0, le=1.0)
+    agree: bool | None = Field(description="query == vlm; null when there was no query type.")
+    primary: str | None = Field(description="tags[0]: the VLM's type when confident (vlm.type_confidence), "
+                                "else the query's.")
+    primary_from: Literal["vlm", "query", "none"]
 
 
 class VLMJudgement(BaseModel):
@@ -46,6 +64,7 @@ class VLMJudgement(BaseModel):
     reason: str | None = None
     attempts: int = Field(0, ge=0, description="Model calls made for this window (1, or 2 after a retry).")
     raw_excerpt: str = Field("", max_length=200, description="First 200 characters of the last raw answer.")
+    event_types: EventTypes | None = Field(None, description="Query vs VLM type and their agreement.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "VLMJudgement":

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import time
 
-import cv2
-import numpy as np
-from scenedetect.common import FrameTimecode
-from scenedetect.detectors import AdaptiveDetector, ContentDetector
-
-from schemas.config import Config, NormaliseConfig, SceneCutConfig
+from schemas.config import Config, NormaliseConfig
+from tasks.prefilter.cuts import boundary_frames, detect_transitions, find_cuts  # noqa: F401 - find_cuts re-exported
 from tasks.records import Window
+from tasks.sources.native import window_geometry
+from tasks.sources.with_cameras import decode_with_cameras
 from tasks.stage import Clip, Outcome, describe_error, stage_task
 from tasks.video_io import DecodeError, DecodeTimeout, decode_normalised
 
@@ -37,6 +35,8 @@ def decode_source(clip: Clip, config: Config) -> Clip:
                                 width=norm.width)
             clip.notes.update(frames=synth.frames, source_fps=float(norm.fps), duration_s=len(synth.frames) / norm.fps,
                               codec="synthetic", truth=synth.to_ground_truth())
+        elif (native := decode_with_cameras(item, config, frames_needed(config))) is not None:
+            clip.notes.update(frames=native[0], native=native[1], **native[2])  # DL3DV, or a row's camera file
         else:
             video = decode_normalised(item.path or item.uri, norm.fps, norm.height, norm.width,
                                       norm.max_source_seconds, norm.decode_timeout_s, frames_needed(config))
@@ -53,34 +53,22 @@ def decode_source(clip: Clip, config: Config) -> Clip:
     return clip
 
 
-def find_cuts(frames: np.ndarray, fps: float, config: SceneCutConfig) -> list[int]:
-    """Frame indices that start a new shot (PySceneDetect on the constant-rate frames)."""
-    if config.detector == "none" or len(frames) < 2:
-        return []
-    if config.detector == "adaptive":
-        detector = AdaptiveDetector(adaptive_threshold=config.threshold, min_scene_len=config.min_scene_frames)
-    else:
-        detector = ContentDetector(threshold=config.threshold, min_scene_len=config.min_scene_frames)
-    h = config.analysis_height
-    w = max(16, round(frames.shape[2] * h / frames.shape[1]))
-    cuts: list[int] = []
-    fps = float(fps)
-    timecode = FrameTimecode(0, fps=fps)
-    for index, frame in enumerate(frames):
-        timecode = FrameTimecode(index, fps=fps)
-        small = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
-        cuts += [c.frame_num for c in detector.process_frame(timecode, small[..., ::-1].copy())]
-    cuts += [c.frame_num for c in detector.post_process(timecode)]
-    return sorted({c for c in cuts if 0 < c < len(frames)})
-
-
 @stage_task("detect-scene-cuts")
 def detect_scene_cuts(clip: Clip, config: Config) -> Clip:
     started = time.perf_counter()
     if "frames" in clip.notes:
         try:
-            clip.notes["cuts"] = find_cuts(clip.notes["frames"], float(config.normalise.fps),
-                                           config.prefilter.scene_cut)
+            frames = clip.notes["frames"]
+            if clip.notes.get("truth") is not None:  # a rendered clip is one shot by construction: nothing to find
+                clip.notes.update(cuts=[], transitions=[], cut_detector="ground_truth")
+                clip.timings["detect-scene-cuts"] = time.perf_counter() - started
+                return clip
+            result = detect_transitions(frames, float(config.normalise.fps), config.prefilter.scene_cut)
+            clip.notes["cuts"] = boundary_frames(result.transitions, len(frames))
+            clip.notes["transitions"] = [(t.start, t.end) for t in result.transitions]
+            clip.notes["cut_detector"] = result.detector
+            if result.fallback_reason:
+                clip.notes["cut_detector_fallback"] = result.fallback_reason
         except Exception as exc:  # noqa: BLE001
             clip.outcomes.append(Outcome("failed", "scene_cut_error", error=describe_error(exc),
                                          stage="detect-scene-cuts"))
@@ -112,6 +100,7 @@ def cut_windows(clip: Clip, config: Config) -> Clip:
     norm, fps = config.normalise, config.normalise.fps
     cuts = clip.notes.get("cuts", [])
     truth = clip.notes.pop("truth", None)
+    native = clip.notes.pop("native", None)
     starts = window_starts(len(frames), cuts, norm, config.prefilter.scene_cut.policy)
     if not starts:
         reason = "too_short" if len(frames) < norm.num_frames else "no_cut_free_window"
@@ -128,6 +117,9 @@ def cut_windows(clip: Clip, config: Config) -> Clip:
                                       f"({cut / fps:.2f} s)", stage="cut-windows", scores={"scene_cuts": 1.0}))
             continue
         window.scores["scene_cuts"] = 0.0
+        if clip.notes.get("cut_detector_fallback"):
+            window.scores["scene_cut_fallback"] = 1.0
+        window_geometry(native, window)  # a source's own cameras, anchored to the window's first frame
         retrieved_for = clip.item.provenance.get("event_type")  # the taxonomy type a retrieval query targeted
         if retrieved_for:
             window.tags = [retrieved_for]

@@ -1,4 +1,6 @@
-"""Stage: Qwen3-VL judging of the pre-filtered windows (off in the offline profile; the pre-filter decides)."""
+"""Stage: Qwen3-VL judging of the pre-filtered windows (off in the offline profile; the pre-filter decides).
+
+Judging is on exactly when a VLM is configured (schemas.config.VLMConfig); a run never goes unjudged by accident."""
 from __future__ import annotations
 
 import functools
@@ -9,17 +11,21 @@ import numpy as np
 
 from schemas.config import Config, VLMConfig
 from tasks.stage import Clip, Outcome, Resources, stage_task
-from tasks.vlm.backends import VLMBackend, make_backend
-from tasks.vlm.judge import judge_windows
+from tasks.vlm.backends import make_backend
+from tasks.vlm.batcher import SharedJudge
+from tasks.vlm.judge import clip_input, record_judgements
+from tasks.vlm.prompts import as_catalog
 from taxonomy import load_taxonomy
 
 RESOURCES = Resources(cpus=1.0, gpus=1.0)  # production: one model per GPU
 
 
 @functools.lru_cache(maxsize=2)
-def _backend(config_json: str) -> VLMBackend:
-    """One model per worker process, loaded on first use and kept (keyed by the VLM config)."""
-    return make_backend(VLMConfig.model_validate_json(config_json))
+def shared_judge(config_json: str) -> SharedJudge:
+    """One model per worker process, loaded on first use and kept (keyed by the VLM config); every clip judged
+    in this process at the same time shares its batches (tasks.vlm.batcher)."""
+    config = VLMConfig.model_validate_json(config_json)
+    return SharedJudge(make_backend(config), config, as_catalog(load_taxonomy()))
 
 
 def audit_thumbnail(frames: np.ndarray, height: int = 120) -> np.ndarray:
@@ -35,8 +41,9 @@ def judge_events(clip: Clip, config: Config) -> Clip:
     if not config.vlm.enabled or not clip.windows:
         return clip
     started = time.perf_counter()
-    backend = _backend(config.vlm.model_dump_json())
-    judgements = judge_windows(clip.windows, backend, config.vlm, load_taxonomy())
+    judge = shared_judge(config.vlm.model_dump_json())
+    inputs = [clip_input(w, config.vlm.num_frames) for w in clip.windows]
+    judgements = record_judgements(clip.windows, judge.judge(inputs), config.vlm, judge.catalog)
     kept = []
     for window, judgement in zip(clip.windows, judgements):
         window.thumbnail = audit_thumbnail(window.frames)

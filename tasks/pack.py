@@ -50,7 +50,7 @@ class PackResult:
 
 
 def _sample_files(directory: Path) -> list[Path]:
-    order = {"mp4": 0, "degraded.mp4": 1, "graph.json": 2, "meta.json": 3}
+    order = {"checksums.json": -1, "mp4": 0, "degraded.mp4": 1, "graph.json": 2, "meta.json": 3}  # sums first
     return sorted((p for p in directory.iterdir() if p.is_file()), key=lambda p: (order.get(p.name, 9), p.name))
 
 

@@ -76,12 +76,19 @@ def _arc_rad(distance: float) -> float:
 
 
 def _curves(ax: plt.Axes, graph: FrameGraph) -> None:
-    """Per-frame fields: [0,1] fields on the left axis, others (scales, degrees) on the right."""
+    """Per-frame fields: [0,1] fields on the left axis, others (scales, degrees) on the right; event_visibility in
+    bold black with its threshold dotted and the hidden interval hatched."""
     frames = np.arange(graph.num_frames)
     itr = graph.interruption
     if itr.start_frame is not None and itr.end_frame is not None:
         ax.axvspan(itr.start_frame - 0.5, itr.end_frame + 0.5, color=ROLE_COLOURS[NodeRole.degraded], alpha=0.12,
                    label=f"interruption {itr.start_frame}-{itr.end_frame}")
+    hidden = graph.event_frames.get("hidden_start"), graph.event_frames.get("hidden_end")
+    if None not in hidden:
+        ax.axvspan(hidden[0] - 0.5, hidden[1] + 0.5, facecolor="#444444", alpha=0.22, hatch="//", edgecolor="#666",
+                   label=f"hidden {hidden[0]}-{hidden[1]} (visibility <= {graph.hidden_max_visibility})")
+    if graph.hidden_max_visibility is not None:
+        ax.axhline(graph.hidden_max_visibility, color="black", lw=0.8, ls=":", zorder=1)
     for node in graph.nodes[1:]:
         ax.axvline(node.frames[0] - 0.5, color="#cccccc", lw=0.8, zorder=0)
     right = None
@@ -92,6 +99,8 @@ def _curves(ax: plt.Axes, graph: FrameGraph) -> None:
         y = np.array([np.nan if v is None else v for v in values], float)
         finite = y[np.isfinite(y)]
         style = {"ls": "--", "lw": 1.0} if name == "event_state" else {"lw": 1.6}
+        if name == "event_visibility":
+            style = {"lw": 2.6, "color": "black", "zorder": 5}
         if finite.size and (finite.min() < -1e-6 or finite.max() > 1 + 1e-6):
             right = right or ax.twinx()
             right.plot(frames, y, label=f"{name} (right axis)", color=next(right_colours, "#8c564b"), **style)
@@ -127,7 +136,7 @@ def render_preview(clean: np.ndarray, degraded: np.ndarray | None, graph: FrameG
     out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     fig = plt.figure(figsize=(15, 7.5), dpi=80)
-    _sheet(fig.add_axes((0.03, 0.45, 0.95, 0.47)), clean, degraded, graph)
+    _sheet(fig.add_axes((0.03, 0.45, 0.95, 0.44)), clean, degraded, graph)  # room for a 4-line title
     memory = [e for e in graph.edges if e.kind is EdgeKind.memory]
     gaps = {(g.src, g.dst): g.seconds for g in graph.temporal_gaps}
     edge_text = ", ".join(f"{e.src}->{e.dst} ({gaps.get((e.src, e.dst), 0):.2f} s)" for e in memory) or "none"

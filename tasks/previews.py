@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import tarfile
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -32,6 +33,8 @@ def preview_sample(shard: Path, key: str, out_png: Path) -> Path:
     sample = decode_sample(read_sample(shard, key))
     degraded = sample.degraded_frames() if sample.degraded_mp4 is not None else None
     title = f"{key} · {sample.graph.interruption.kind.value} · {', '.join(sample.meta.tags) or 'untagged'}"
+    if sample.degraded_caption:  # degraded.txt: what the interruption does
+        title += "\n" + textwrap.fill(sample.degraded_caption, 160)
     return render_preview(sample.clean_frames(), degraded, sample.graph, title, out_png)
 
 

@@ -15,8 +15,9 @@ Failures:
   (``io_error``), is recorded with a ledger entry that the next run does not trust (so a rerun tries it again)
   and the run goes on.
 
-OUT must be on storage every Ray node can write (a shared filesystem for a multi-node cluster), and the nodes
-need this repository installed (as the Prefect workers do, see prefect.yaml).
+OUT must be on storage every Ray node can write (a shared filesystem for a multi-node cluster). The nodes need no
+checkout: the job ships our packages as runtime_env py_modules (remind_curate.ray_env), and with
+``ray.runtime_env_pip`` also the pinned dependencies.
 """
 from __future__ import annotations
 
@@ -117,14 +118,17 @@ def _start_ray(config: Config, env_vars: dict[str, str]) -> str | None:
     """Connect to (or start) Ray. Returns the temp dir of a local Ray this call started (None otherwise)."""
     import ray
 
+    from remind_curate.ray_env import job_runtime_env
+
+    runtime_env = job_runtime_env(env_vars, pip=config.ray.runtime_env_pip)  # nodes need no checkout
     address = config.ray.address or "local"
     if address == "local":  # never attach to someone else's Ray on this machine
         temp_dir = tempfile.mkdtemp(prefix="rc-ray-", dir="/tmp")  # short: Ray's socket paths are length-capped
         ray.init(address="local", num_cpus=config.ray.num_cpus or None, include_dashboard=False,
-                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, runtime_env={"env_vars": env_vars},
+                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, runtime_env=runtime_env,
                  _temp_dir=temp_dir, log_to_driver=True)
         return temp_dir
-    ray.init(address=address, runtime_env={"env_vars": env_vars})
+    ray.init(address=address, runtime_env=runtime_env)
     return None
 
 

@@ -16,10 +16,11 @@ class SourceItem:
     """One input: a file to decode, or a procedural clip to render. JSON-able except nothing; no secrets."""
 
     clip_id: str  # stable, filesystem-safe id, e.g. "local-3f2a9c0d1e22"
-    source: str  # "local" | "synthetic" | "pexels"
+    source: str  # "local" | "synthetic" | "pexels" | "dl3dv" | "openvid" | "manifest"
     uri: str  # where it came from (never a signed URL or a key)
     path: str | None = None  # local file to decode; None for synthetic
-    provenance: dict[str, Any] = field(default_factory=dict)  # license, attribution, query, taxonomy type, ...
+    provenance: dict[str, Any] = field(default_factory=dict)  # license, attribution, caption, dataset_scores, ...
+    # (the keys the meta and manifest read: tasks/sources/facts.py)
     error: str | None = None  # set when the item failed before decoding (e.g. a download failed)
 
 
@@ -56,6 +57,7 @@ class Window:
     geometry: dict[str, Any] = field(default_factory=dict)  # backend, quality scores, translation scale
     dynamic_box: tuple[int, int, int, int] | None = None  # x0,y0,x1,y1 (pixels) of the moving region
     dynamic_mask: np.ndarray | None = None  # (h,w) bool at motion-analysis resolution
+    dynamic_masks: np.ndarray | None = None  # (81,h,w) bool at motion-analysis resolution
     scores: dict[str, float] = field(default_factory=dict)  # filter scores
     tags: list[str] = field(default_factory=list)  # taxonomy ids
     vlm: dict[str, Any] | None = None

@@ -58,7 +58,7 @@ from tasks.samples import commit_clip, encode_and_stage, manifest_row
 from tasks.stage import Clip, Outcome, describe_error, stage_task
 
 # Sections the cached windows were built with: changing any of them needs a new ingest, not a regenerate.
-CACHED_SECTIONS = ("normalise", "prefilter", "vlm", "geometry", "synthetic", "encode")
+CACHED_SECTIONS = ("normalise", "prefilter", "vlm", "geometry", "synthetic", "sources", "encode")
 REQUIRED_FILES = ("clean.mp4", "window.json")
 
 

@@ -41,7 +41,9 @@ class RunStats:
         self.new_shards = new_shards
         if not config.vlm.enabled:
             self.notes.append("The VLM judge is off (offline profile: random weights cannot judge); the motion "
-                              "and scene-cut pre-filter decided acceptance. Use configs/gpu.yaml for Qwen3-VL.")
+                              "and scene-cut pre-filter decided acceptance. Use configs/gpu.yaml for Qwen3-VL. "
+                              "Samples carry a caption (txt) only where the source has one (synthetic ground truth, "
+                              "a dataset's own); the others have none, and meta.caption_note says why.")
 
 
 def _table(title: str, counts: Counter, header: str = "count") -> list[str]:
@@ -80,10 +82,16 @@ def summarise(run: RunContext, rows: list[ManifestRow], stats: RunStats) -> dict
         "reasons": dict(Counter(f"{r.status}: {r.reason}" for r in rows if r.status != "accepted")),
         "event_groups": dict(Counter(r.event_group or "unknown" for r in accepted)),
         "interruptions": dict(Counter(r.interruption or "none" for r in accepted)),
+        "sources": dict(Counter(r.source for r in accepted)),
+        "licenses": dict(Counter(f"{r.source} / {r.license or 'unknown'}" for r in accepted)),
         "shards": {p.name: p.stat().st_size for p in shards},
         "wall_s": round(stats.wall_s, 2), "clips_processed": stats.clips_processed, "clips_reused": stats.clips_reused,
         "clips_per_s": round(stats.clips_processed / stats.wall_s, 4) if stats.wall_s else None,
         "stage_seconds_per_clip": {k: round(v / processed, 3) for k, v in sorted(stats.stage_seconds.items())},
+        # Seconds a stage ran over the flow's wall time: the largest is the bottleneck. Above 1 where clips run in
+        # parallel (Ray): worker-seconds per wall second.
+        "stage_busy_fraction": {k: round(v / stats.wall_s, 3) if stats.wall_s else None
+                                for k, v in sorted(stats.stage_seconds.items())},
         "redo_reasons": stats.redo_reasons, "source_stats": stats.source_stats, "notes": stats.notes,
         "previews": stats.previews, "vlm_audit": vlm_audit(run, rows),
     }
@@ -105,10 +113,17 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines += _table("Rejected and failed by reason", Counter(summary["reasons"]))
     lines += _table("Accepted by event group", Counter(summary["event_groups"]))
     lines += _table("Accepted by interruption", Counter(summary["interruptions"]))
+    lines += _table("Accepted by source", Counter(summary["sources"]))
+    lines += _table("Accepted by source / license", Counter(summary["licenses"]))
     lines += ["### Shards", "", "| shard | MiB |", "|---|---:|"]
     lines += [f"| {name} | {size / 2**20:.2f} |" for name, size in summary["shards"].items()] + [""]
-    lines += ["### Seconds per clip by stage", "", "| stage | s/clip |", "|---|---:|"]
-    lines += [f"| {k} | {v} |" for k, v in summary["stage_seconds_per_clip"].items()] + [""]
+    busy = summary["stage_busy_fraction"]
+    lines += ["### Time by stage", ""]
+    if any(busy.values()):
+        slowest = max(busy, key=lambda k: busy[k] or 0)
+        lines += [f"Bottleneck: **{slowest}** (busy the largest share of the wall time).", ""]
+    lines += ["| stage | s/clip | busy fraction |", "|---|---:|---:|"]
+    lines += [f"| {k} | {v} | {busy.get(k)} |" for k, v in summary["stage_seconds_per_clip"].items()] + [""]
     if summary["source_stats"]:
         lines += ["### Source", "", "```", *[f"{k}: {v}" for k, v in summary["source_stats"].items()], "```", ""]
     if summary["redo_reasons"]:

@@ -65,7 +65,7 @@ class ConfigMismatchError(RuntimeError):
 
 
 # The sections a clip's cached work depends on; changing any other section (pack, ray, pexels) reuses it.
-CLIP_SECTIONS = ("normalise", "prefilter", "vlm", "geometry", "augment", "encode", "synthetic", "seed")
+CLIP_SECTIONS = ("normalise", "prefilter", "vlm", "geometry", "augment", "encode", "synthetic", "sources", "seed")
 
 
 @dataclass

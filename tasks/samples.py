@@ -23,10 +23,13 @@ from schemas.constants import DEPTH_HEIGHT, DEPTH_WIDTH
 from schemas.graph import InterruptionKind
 from schemas.manifest import ManifestRow
 from schemas.sample import Attribution, GeometryMeta, SampleMeta, SourceInfo
-from schemas.sample_io import Sample, npy_bytes
+from schemas.sample_io import Sample, npy_bytes, with_checksums
 from tasks.augment import Augmented, augment, choose_kind
+from tasks.augment.clean_view import CHUNK_KEYFRAMES, cropped_view
+from tasks.captions import choose_caption
 from tasks.records import Window
 from tasks.run import RunContext, atomic_write_bytes, atomic_write_json, sha256_file
+from tasks.sources.facts import manifest_fields, meta_fields
 from tasks.stage import Clip, Outcome, describe_error, per_window, stage_task
 from tasks.video_io import encode_h264
 from taxonomy import load_taxonomy
@@ -45,8 +48,13 @@ def ordinal(window: Window) -> int | None:
 
 @per_window("build-graph")
 def _augment_window(window: Window, config: Config) -> Window:
-    kind = choose_kind(window, config.augment, config.seed, ordinal(window))
-    window.augmented = augment(window, kind, config.augment, config.seed)
+    augment_config = config.augment
+    excluded = (window.geometry or {}).get("excluded_interruptions") or []  # cameras unknown (tasks.cameras)
+    if excluded:
+        mixture = {k: (0.0 if k in excluded else v) for k, v in dict(augment_config.mixture).items()}
+        augment_config = augment_config.model_copy(update={"mixture": mixture})
+    kind = choose_kind(window, augment_config, config.seed, ordinal(window))
+    window.augmented = augment(window, kind, augment_config, config.seed)
     return window
 
 
@@ -90,6 +98,7 @@ def sample_meta(window: Window, aug: Augmented, run: RunContext, key: str, paren
     item = window.item
     geometry = window.geometry or {}
     known = window.camera_c2w is not None
+    caption = choose_caption(window)
     truth = None
     if window.truth is not None:
         truth = {"event_type": window.truth.event_type, "loop_return_frame": window.truth.loop_return_frame,
@@ -100,14 +109,17 @@ def sample_meta(window: Window, aug: Augmented, run: RunContext, key: str, paren
                           provenance={k: v for k, v in item.provenance.items() if k != "sha256"}),
         license=item.provenance.get("license"), attribution=_attribution(item.provenance),
         source_span_s=window.span_s, tags=window.tags, event_group=_event_group(window.tags),
-        interruption=aug.kind, caption=window.caption, scores=window.scores, vlm=window.vlm,
+        interruption=aug.kind, caption=caption.text, caption_source=caption.source, caption_note=caption.note,
+        scores=window.scores, vlm=window.vlm,
         geometry=GeometryMeta(
             known=known, backend=geometry.get("backend", "none") if known else "none",
             has_depth=window.depth is not None,
             translation_centre=geometry.get("translation_centre"), translation_scale=geometry.get("translation_scale"),
-            quality={k: float(v) for k, v in (geometry.get("quality") or {}).items()}),
+            quality={k: float(v) for k, v in (geometry.get("quality") or {}).items()},
+            reason=None if known else geometry.get("reason"),
+            excluded_interruptions=list(geometry.get("excluded_interruptions") or [])),
         augment={"kind": aug.kind.value, "fallback_from": aug.fallback_from, **aug.params}, truth=truth,
-        config_hash=run.clip_hash, run_id=run.run_id)
+        config_hash=run.clip_hash, run_id=run.run_id, **meta_fields(window))
 
 
 def _jsonable(value: Any) -> Any:
@@ -146,14 +158,14 @@ def cache_window(window: Window, clean_mp4: bytes, run: RunContext) -> Path:
     return directory
 
 
-def stage_sample(sample: Sample, clean_path: Path, run: RunContext) -> Path:
+def stage_sample(sample: Sample, clean_path: Path | None, run: RunContext) -> Path:
     """Write a sample's members as files named by extension, then rename the folder into place."""
     directory = run.samples / sample.key
     tmp = run.tmp / f"sample-{sample.key}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    for ext, data in sample.to_members().items():
-        if ext == "mp4":
+    for ext, data in with_checksums(sample.to_members()).items():  # checksums.json: schema 1.1.0
+        if ext == "mp4" and clean_path is not None:
             os.link(clean_path, tmp / "mp4")  # the clean clip is encoded once, shared with the window cache
         else:
             (tmp / ext).write_bytes(data)
@@ -174,22 +186,27 @@ def encode_and_stage(window: Window, run: RunContext, clean_mp4: bytes | None = 
     enc = run.config.encode
     aug: Augmented = window.augmented
     key = sample_key(window)
+    keys = CHUNK_KEYFRAMES  # IDR at every chunk start: clean and degraded encode alike outside the interval
     if clean_mp4 is None:
-        clean_mp4 = encode_h264(window.frames, run.config.normalise.fps, enc.crf, enc.preset, enc.threads)
+        clean_mp4 = encode_h264(window.frames, run.config.normalise.fps, enc.crf, enc.preset, enc.threads, keys)
         clean_path = cache_window(window, clean_mp4, run) / "clean.mp4"
     else:
         clean_path = run.windows / window.window_id / "clean.mp4"
+    view = cropped_view(window, aug)  # a crop-moving kind renders the clean clip at its crop (issue 12)
+    if view is not None:
+        clean_mp4 = encode_h264(aug.clean_frames, run.config.normalise.fps, enc.crf, enc.preset, enc.threads, keys)
     degraded = None
     if aug.degraded is not None:
-        degraded = encode_h264(aug.degraded, run.config.normalise.fps, enc.crf, enc.preset, enc.threads)
+        degraded = encode_h264(aug.degraded, run.config.normalise.fps, enc.crf, enc.preset, enc.threads, keys)
     meta = sample_meta(window, aug, run, key, parent_key, parent_run)
-    depth = None if window.depth is None else downsample_depth(window.depth)
+    depth, depth_conf, intrinsics = view if view is not None else (window.depth, window.depth_conf, window.intrinsics)
     sample = Sample(key=key, mp4=clean_mp4, graph=aug.graph, meta=meta, degraded_mp4=degraded,
-                    camera=window.camera_c2w, intrinsics=window.intrinsics,
+                    camera=window.camera_c2w, intrinsics=intrinsics,
                     degraded_camera=aug.degraded_camera, degraded_intrinsics=aug.degraded_intrinsics,
-                    depth=depth, depth_conf=None if window.depth_conf is None else downsample_depth(window.depth_conf),
-                    caption=window.caption)
-    stage_sample(sample, clean_path, run)
+                    depth=None if depth is None else downsample_depth(depth),
+                    depth_conf=None if depth_conf is None else downsample_depth(depth_conf),
+                    caption=meta.caption, degraded_caption=aug.description if aug.degraded is not None else "")
+    stage_sample(sample, None if view is not None else clean_path, run)
     return Written(key, time.perf_counter() - started)
 
 
@@ -210,8 +227,8 @@ def manifest_row(run: RunContext, window_or_none: Window | None, clip: Clip, sta
         interruption=aug.kind.value if aug else None, scores={k: float(v) for k, v in scores.items()},
         source_start_s=span[0] if span else None, source_end_s=span[1] if span else None,
         geometry_backend=(w.geometry or {}).get("backend") if w else None,
-        vlm_decision=vlm.get("decision"), vlm_reason=vlm.get("reason"), caption=(w.caption or None) if w else None,
-        config_hash=run.clip_hash, seconds=round(seconds, 4))
+        vlm_decision=vlm.get("decision"), vlm_reason=vlm.get("reason"), caption=(choose_caption(w).text or None) if w else None,
+        config_hash=run.clip_hash, seconds=round(seconds, 4), **manifest_fields(item, w))
 
 
 @dataclass

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -167,8 +168,9 @@ def decode_normalised(path: str | Path, fps: int = 16, height: int = 480, width:
 
 
 def encode_h264(frames: np.ndarray, fps: int = 16, crf: int = 23, preset: str = "veryfast",
-                threads: int = 0) -> bytes:
-    """Encode (N,H,W,3) uint8 RGB frames to an H.264 MP4 in memory, exactly N frames at a constant ``fps``."""
+                threads: int = 0, keyframes: Sequence[int] = ()) -> bytes:
+    """Encode (N,H,W,3) uint8 RGB frames to an H.264 MP4 in memory, exactly N frames at a constant ``fps``.
+    ``keyframes``: frames forced to IDR, so two clips equal from there on encode (nearly) alike."""
     if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
         raise ValueError(f"expected (N,H,W,3) uint8 frames, got {frames.shape} {frames.dtype}")
     buffer = io.BytesIO()
@@ -176,11 +178,15 @@ def encode_h264(frames: np.ndarray, fps: int = 16, crf: int = 23, preset: str = 
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height = frames.shape[2], frames.shape[1]
         stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(crf), "preset": preset}
+        stream.options = {"crf": str(crf), "preset": preset, **({"forced-idr": "1"} if keyframes else {})}
         if threads:
             stream.codec_context.thread_count = threads
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+        forced = set(keyframes)
+        for t, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if t in forced:
+                frame.pict_type = av.video.frame.PictureType.I
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)

@@ -1,7 +1,9 @@
 """prefect.yaml works as the README says: a real Prefect server, `prefect deploy --all`, a process worker on the
-`remind-curate` pool runs the ingest deployment (its report is an artifact in the API), then validate."""
+`remind-curate` pool runs the ingest deployment (its report is an artifact in the API), then regenerate, train and
+validate on its output, and validate again on a broken shard (the run fails)."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -9,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 from pathlib import Path
 
@@ -42,8 +45,14 @@ def test_every_deployment_entrypoint_is_a_flow():
         assert deployment["work_pool"]["name"] == "remind-curate"
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(900)
+def _drop_member(src: Path, dst: Path, ext: str) -> None:
+    """Copy a shard without the first sample's ``ext`` member."""
+    with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:
+        members = tin.getmembers()
+        first = members[0].name.split(".", 1)[0]
+        for info in members:
+            if info.name != f"{first}.{ext}":
+                tout.addfile(info, tin.extractfile(info))
 
 
 def _free_port() -> int:
@@ -120,7 +129,19 @@ def _markdown_artifact(api: str, flow_run_id: str, key: str) -> str:
     return str(artifacts[0].data)
 
 
-def test_deploy_and_run_ingest_then_validate_on_a_worker(tmp_path):
+def _start(deployment: str, env: dict[str, str], **params: object) -> str:
+    """`prefect deployment run` with ``params``; the new flow run's id."""
+    args = ["deployment", "run", deployment]
+    for name, value in params.items():
+        args += ["--param", f"{name}={value}"]
+    return UUID.search(_run(args, env).split("UUID", 1)[-1]).group(0)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_deploy_and_run_every_deployment_on_a_worker(tmp_path):
+    """ingest, then regenerate, train and validate from its output, all through one worker; validate fails the
+    run on a bad shard."""
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     home = tmp_path / "prefect-home"
@@ -137,10 +158,10 @@ def test_deploy_and_run_ingest_then_validate_on_a_worker(tmp_path):
         _wait_healthy(api, server, server_log)
 
         _run(["work-pool", "create", "remind-curate", "--type", "process"], env)
-        # By name: `--all` also needs every other entrypoint (test_every_deployment_entrypoint_is_a_flow).
-        _run(["deploy", "--name", "ingest", "--name", "validate"], env, timeout=600)
+        _run(["deploy", "--all"], env, timeout=600)  # as the README says
         listed = _run(["deployment", "ls"], env)
-        assert "ingest/ingest" in listed and "validate/validate" in listed, listed
+        for name in ("ingest/ingest", "regenerate/regenerate", "train/train", "validate/validate"):
+            assert name in listed, listed
         ingest = httpx.get(f"{api}/deployments/name/ingest/ingest", timeout=10).json()
         assert ingest["work_pool_name"] == "remind-curate"
         # `prefect deploy` resolves {{ $REMIND_CURATE_HOME }} from ITS environment and stores the path.
@@ -148,9 +169,7 @@ def test_deploy_and_run_ingest_then_validate_on_a_worker(tmp_path):
             == str(REPO)
         assert [s["schedule"]["cron"] for s in ingest["schedules"]] == ["0 2 * * *"]
 
-        started = _run(["deployment", "run", "ingest/ingest", "--param", "source=synthetic:2",
-                        "--param", f"out={out}"], env)
-        ingest_run = UUID.search(started.split("UUID", 1)[-1]).group(0)
+        ingest_run = _start("ingest/ingest", env, source="synthetic:2", out=out)
 
         with open(worker_log, "w") as log:
             worker = subprocess.Popen([PREFECT, "worker", "start", "--pool", "remind-curate", "--limit", "1",
@@ -161,13 +180,41 @@ def test_deploy_and_run_ingest_then_validate_on_a_worker(tmp_path):
         report = _markdown_artifact(api, ingest_run, "ingest-report")
         assert "# remind-curate run ingest-" in report and "inputs: 2" in report, report
         assert "### Rows by status" in report and str(out) in report, report
-        assert (out / "metrics.json").exists() and list((out / "shards").glob("shard-*.tar"))
+        assert (out / "metrics.json").exists() and list((out / "shards").glob("shard-*.tar")), report
 
-        started = _run(["deployment", "run", "validate/validate", "--param", f"path={out}"], env)
-        validate_run = UUID.search(started.split("UUID", 1)[-1]).group(0)
+        validate_run = _start("validate/validate", env, path=out)
         final = _wait_final(api, validate_run, worker, worker_log)
         assert final["state"]["type"] == "COMPLETED", (final["state"], worker_log.read_text()[-4000:])
         assert ": OK" in _markdown_artifact(api, validate_run, "validate-report")
+
+        # regenerate from the ingest's cache into a new output
+        regen_out = tmp_path / "regenerated"
+        regen_run = _start("regenerate/regenerate", env, source_out=out, out=regen_out)
+        final = _wait_final(api, regen_run, worker, worker_log)
+        assert final["state"]["type"] == "COMPLETED", (final["state"], worker_log.read_text()[-4000:])
+        assert "# remind-curate run regenerate-" in _markdown_artifact(api, regen_run, "regenerate-report")
+        run_record = json.loads((regen_out / "run.json").read_text())
+        assert run_record["kind"] == "regenerate" and run_record["parent"] == str(out)
+        assert list((regen_out / "shards").glob("shard-*.tar"))
+
+        # train two steps of the tiny model on the ingest's shards (the deployment's relative config path
+        # resolves against the stored working directory)
+        train_out = tmp_path / "train"
+        train_run = _start("train/train", env, shards=out / "shards", out=train_out, max_steps=2)
+        final = _wait_final(api, train_run, worker, worker_log)
+        assert final["state"]["type"] == "COMPLETED", (final["state"], worker_log.read_text()[-4000:])
+        assert "steps 1..2" in _markdown_artifact(api, train_run, "train-summary")
+        steps = [json.loads(line)["step"] for line in (train_out / "metrics.jsonl").read_text().splitlines()]
+        assert steps and max(steps) == 2
+
+        # a CI job validating a shard someone broke: the flow run fails and says which sample and why
+        bad = tmp_path / "bad"
+        bad.mkdir()
+        _drop_member(sorted((out / "shards").glob("shard-*.tar"))[0], bad / "shard-000000.tar", "graph.json")
+        failing_run = _start("validate/validate", env, path=bad)
+        final = _wait_final(api, failing_run, worker, worker_log)
+        assert final["state"]["type"] == "FAILED", final["state"]
+        assert "missing required entry 'graph.json'" in _markdown_artifact(api, failing_run, "validate-report")
     finally:
         _stop(worker)
         _stop(server)

@@ -117,7 +117,7 @@ def test_ray_task_resources():
     from tasks.ray_executor import task_resources
 
     assert task_resources(load_config()) == {"num_cpus": 1, "num_gpus": 0.0}
-    gpu = load_config(overrides={"vlm": {"enabled": True, "num_gpus_per_worker": 1.0},
+    gpu = load_config(overrides={"vlm": {"enabled": True, "model": "m", "num_gpus_per_worker": 1.0},
                                  "geometry": {"backend": "da3", "num_gpus_per_worker": 0.5}})
     assert task_resources(gpu) == {"num_cpus": 1, "num_gpus": 1.0}
     da3 = load_config(overrides={"geometry": {"backend": "da3", "num_gpus_per_worker": 0.5}})

@@ -56,6 +56,34 @@ class ModelConfig(_Section):
     train_new_only: bool = Field(False, description="Freeze the stock weights and train only the new modules.")
 
 
+class TinyUMT5Config(_Section):
+    """A random-init UMT5 encoder (d_model = the transformer's text_dim) for CPU runs; built once, then loaded
+    through ``from_pretrained`` like the real one."""
+
+    num_layers: int = 2
+    num_heads: int = 2
+    d_kv: int = 16
+    d_ff: int = 64
+    vocab_size: int = 256
+    seed: int = 0
+
+
+class TextConfig(_Section):
+    """Text conditioning as Wan is trained: UMT5 encoder embeddings, padded with zeros to ``max_length``."""
+
+    encoder: Literal["umt5", "none"] = Field(
+        "umt5", description="none = the all-zero null context for every sample (an unconditional run).")
+    pretrained: str | None = Field(None, description="Diffusers folder holding text_encoder/ and tokenizer/.")
+    text_encoder_subfolder: str = "text_encoder"
+    tokenizer_subfolder: str = "tokenizer"
+    max_length: int = Field(512, ge=1, description="Tokens; embeddings are zero-padded to this length.")
+    source: Literal["caption", "instruction", "both"] = Field(
+        "caption", description="caption = the event caption (txt), instruction = degraded.txt, both = joined.")
+    cfg_dropout: float = Field(0.1, ge=0, le=1, description="Chance a sample gets the null context (CFG).")
+    encode_gpus: float = Field(0.0, ge=0, description="GPUs per Ray text-encoding task.")
+    tiny: TinyUMT5Config = TinyUMT5Config()
+
+
 class VAEConfig(_Section):
     pretrained: str | None = Field(None, description="Diffusers folder of an AutoencoderKLWan.")
     pretrained_subfolder: str | None = "vae"
@@ -81,6 +109,7 @@ class DataConfig(_Section):
         "cache", description="cache: the encode step writes latent shards first; on_the_fly: VAE in the loop.")
     decode_cpus: float = Field(0.5, gt=0, description="CPUs per Ray Data decode task.")
     decode_concurrency: int = Field(1, ge=1)
+    encode_gpus: float = Field(0.0, ge=0, description="GPUs per Ray latent-encoding task (1 on GPU clusters).")
     mixture: MixtureConfig = MixtureConfig()
 
 
@@ -138,6 +167,23 @@ class RayTrainConfig(_Section):
     use_gpu: bool = False
     gpus_per_worker: float = Field(1.0, ge=0)
     torch_threads: int = Field(1, ge=1)
+    strategy: Literal["ddp", "fsdp"] = Field("ddp", description="fsdp shards parameters, grads and optimiser state.")
+
+
+class GenerateConfig(_Section):
+    """Streaming generation from a checkpoint (``training.generate``)."""
+
+    steps: int = Field(20, ge=1, description="Denoising steps per chunk.")
+    scheduler: Literal["euler", "unipc"] = Field("unipc", description="Wan's flow-matching schedulers.")
+    shift: float = Field(3.0, gt=0, description="Flow shift (Wan: 3.0 at 480p).")
+    guidance: float = Field(5.0, ge=1, description="Classifier-free guidance scale; 1 = no unconditional pass.")
+    seed: int = 42
+    v2v_prefix: Literal["degraded", "clean"] = Field("degraded", description="degraded when the sample has one.")
+    v2v_prefix_chunks: int = Field(2, ge=1, le=6, description="Prefix length when the graph has no recovery.")
+    reference_count: int = Field(1, ge=1, description="Clean anchor chunks kept as references.")
+    reference_gap: int = Field(2, ge=0, description="Gap G in chunks before the target.")
+    heatmap_layers: list[int] = Field(default_factory=lambda: [-1])
+    fps: int = 16
 
 
 class TrainConfig(_Section):
@@ -153,6 +199,8 @@ class TrainConfig(_Section):
     run_name: str = "remind-train"
     model: ModelConfig = ModelConfig()
     vae: VAEConfig = VAEConfig()
+    text: TextConfig = TextConfig()
+    generate: GenerateConfig = GenerateConfig()
     data: DataConfig = DataConfig()
     curriculum: CurriculumConfig = CurriculumConfig()
     loss: LossConfig = LossConfig()

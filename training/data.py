@@ -64,6 +64,7 @@ def decode_row(raw: dict[str, Any], height: int, width: int) -> dict[str, Any]:
         "observed_cameras": observed_cams,
         "graph": sample.graph.model_dump_json(),
         "caption": sample.caption,
+        "instruction": sample.extra.get("degraded.txt", b"").decode(),
         **categories(sample.meta),
     }
 
@@ -86,6 +87,7 @@ def decode_latent_row(raw: dict[str, Any]) -> dict[str, Any]:
         "observed_cameras": load_npy(raw["observed_cameras.npy"]),
         "graph": text("graph.json"),
         "caption": text("txt"),
+        "instruction": text("degraded.txt"),
         **categories(meta),
     }
 
@@ -157,6 +159,7 @@ class TrainingSample:
     latents: dict[str, torch.Tensor]  # "clean" and, when the sample has a degraded clip, "observed": (16, 21, h, w)
     cameras: dict[str, torch.Tensor]  # the same keys: (21, 14)
     caption: str
+    instruction: str = ""  # degraded.txt, when the sample has one
 
     @property
     def has_degraded(self) -> bool:
@@ -179,4 +182,10 @@ def row_to_sample(row: dict[str, Any], encoder: LatentEncoder | None) -> Trainin
             latents["observed"] = encoder.encode(np.asarray(row["observed"]))
     cameras = {name: torch.as_tensor(np.asarray(row[f"{name}_cameras"], dtype=np.float32)) for name in latents}
     return TrainingSample(key=str(row["key"]), graph=FrameGraph.model_validate_json(row["graph"]), latents=latents,
-                          cameras=cameras, caption=str(row.get("caption") or ""))
+                          cameras=cameras, caption=_text(row.get("caption")),
+                          instruction=_text(row.get("instruction")))
+
+
+def _text(value: Any) -> str:
+    """A text column's value; Ray Data fills a column missing from some rows with None or NaN."""
+    return value if isinstance(value, str) else ""

@@ -12,6 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.patches import Rectangle  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
@@ -54,10 +55,17 @@ def kv_importance(model: torch.nn.Module, x0: torch.Tensor, cameras: torch.Tenso
     return torch.stack(list(recorder.mass.values())).amax(dim=0).numpy()
 
 
-def save_heatmap(mass: np.ndarray, path: Path, title: str, labels: list[str] | None = None) -> Path:
-    """Write the PNG (lower triangle coloured, future chunks blank) and the matrix as JSON beside it."""
+def save_heatmap(mass: np.ndarray, path: Path, title: str, labels: list[str] | None = None,
+                 unavailable: np.ndarray | None = None) -> Path:
+    """Write the PNG (lower triangle coloured, future chunks blank) and the matrix as JSON beside it.
+
+    ``unavailable`` (rows,) bool marks query chunks with no attention of their own (a V2V prefix): hatched cells.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    shown = np.ma.masked_where(np.triu(np.ones_like(mass, dtype=bool), k=1), mass)
+    hidden = np.triu(np.ones_like(mass, dtype=bool), k=1)
+    if unavailable is not None:
+        hidden |= np.asarray(unavailable, bool)[:, None]
+    shown = np.ma.masked_where(hidden, mass)
     labels = labels or [str(i) for i in range(mass.shape[0])]
     fig, ax = plt.subplots(figsize=(4.2, 3.6), dpi=120)
     image = ax.imshow(shown, cmap="viridis", vmin=0.0, vmax=max(float(mass.max()), 1e-6))
@@ -66,9 +74,13 @@ def save_heatmap(mass: np.ndarray, path: Path, title: str, labels: list[str] | N
     ax.set_xlabel("history chunk (key)")
     ax.set_ylabel("query chunk")
     ax.set_title(title, fontsize=8)
+    for row in np.flatnonzero(unavailable) if unavailable is not None else []:
+        ax.add_patch(Rectangle((-0.5, row - 0.5), row + 1, 1, fill=False, hatch="//", edgecolor="0.6", lw=0))
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="attention mass")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-    path.with_suffix(".json").write_text(json.dumps({"labels": labels, "mass": mass.round(6).tolist()}))
+    rows = np.zeros(len(mass), bool) if unavailable is None else np.asarray(unavailable, bool)
+    path.with_suffix(".json").write_text(json.dumps({"labels": labels, "mass": mass.round(6).tolist(),
+                                                     "unavailable_rows": np.flatnonzero(rows).tolist()}))
     return path

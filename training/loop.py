@@ -25,26 +25,42 @@ from training.curriculum import assemble, plan_regime, sample_regime
 from training.data import TrainingSample, row_to_sample
 from training.heatmap import kv_importance, save_heatmap
 from training.loss import remind_loss
-from training.model.wan_causal import NEW_PARAMETER_MARK, CausalContext, build_model, remind_forward
+from training.distributed import full_model_state, full_optimizer_state, load_optimizer_state, wrap
+from training.model.wan_causal import (NEW_PARAMETER_MARK, REMIND_CONFIG, WEIGHTS_NAME, CausalContext, build_model,
+                                       checkpoint_weights, remind_forward)
+from training.text import TextConditioner
 from training.vae import LatentEncoder
 
 Report = Callable[[dict[str, Any], Path | None], None]
 
 
 def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, step: int) -> None:
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(directory / "model.safetensors"))
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict()}, directory / "optim.pt")
+                    scheduler: Any, step: int, cfg: TrainConfig, write: bool = True) -> None:
+    """A diffusers folder (config.json + diffusion_pytorch_model.safetensors with the PM-RoPE keys) that
+    ``load_remind_transformer`` (``from_pretrained``) reads, plus optim.pt and state.json. Every rank calls it
+    (gathering FSDP shards is a collective); only ``write`` ranks write."""
+    state = full_model_state(model)
+    optim_state = full_optimizer_state(model, optimizer)
+    if not write:
+        return
+    inner = getattr(model, "module", model)
+    inner.save_config(str(directory))
+    save_file({k: v.contiguous().cpu() for k, v in state.items()}, str(directory / WEIGHTS_NAME))
+    (directory / REMIND_CONFIG).write_text(json.dumps({"pm_rope": cfg.model.pm_rope.model_dump(mode="json"),
+                                                       "step": step}))
+    torch.save({"optimizer": optim_state, "scheduler": scheduler.state_dict()}, directory / "optim.pt")
     (directory / "state.json").write_text(json.dumps({"step": step}))
 
 
 def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
                     scheduler: Any = None) -> int:
-    """Restore in place; returns the number of steps already taken."""
-    model.load_state_dict(load_file(str(directory / "model.safetensors"), device=str(next(model.parameters()).device)))
+    """Restore in place (the model before FSDP sharding); returns the number of steps already taken."""
+    device = str(next(model.parameters()).device)
+    if optimizer is None or not (directory / "optim.pt").exists():
+        model.load_state_dict(load_file(str(checkpoint_weights(directory)), device=device))
     if optimizer is not None:
         state = torch.load(directory / "optim.pt", weights_only=True, map_location="cpu")
-        optimizer.load_state_dict(state["optimizer"])
+        load_optimizer_state(model, optimizer, state["optimizer"])
         if scheduler is not None:
             scheduler.load_state_dict(state["scheduler"])
     return int(json.loads((directory / "state.json").read_text())["step"])
@@ -88,25 +104,26 @@ def heatmap(cfg: TrainConfig, model: torch.nn.Module, sample: TrainingSample, te
 
 
 def train_loop(cfg: TrainConfig, out: Path, rows: Iterator[dict[str, Any]], device: torch.device,
-               resume_dir: Path | None = None, report: Report | None = None, rank: int = 0) -> dict[str, Any]:
+               resume_dir: Path | None = None, report: Report | None = None, rank: int = 0,
+               text_dir: Path | None = None) -> dict[str, Any]:
     """Train until ``cfg.max_steps``; returns the last step's metrics. ``report`` receives each checkpoint."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, device, cfg.seed)
+    if resume_dir is not None:
+        load_checkpoint(resume_dir, model)
     for name, param in model.named_parameters():
         param.requires_grad_(not cfg.model.train_new_only or NEW_PARAMETER_MARK in name)
+    ddp = wrap(model, cfg.ray.strategy, device)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas,
                                   weight_decay=cfg.optim.weight_decay)
     warmup = max(cfg.optim.warmup_steps, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
-    step = load_checkpoint(resume_dir, model, optimizer, scheduler) if resume_dir is not None else 0
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        ddp = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                                        else None)
-    else:
-        ddp = model
+    step = load_checkpoint(resume_dir, ddp, optimizer, scheduler) if resume_dir is not None else 0
     encoder = LatentEncoder(cfg.vae, device) if cfg.data.latents == "on_the_fly" else None
-    text = torch.zeros(1, cfg.model.text_len, model.config.text_dim, device=device)  # null caption (see README)
+    if cfg.text.encoder == "umt5" and text_dir is None:
+        raise ValueError("text.encoder is umt5 but no text embedding cache was given: run the encode step")
+    texts = TextConditioner(cfg, text_dir, model.config.text_dim, device)
     log = MetricsLog(out / "metrics.jsonl", step) if rank == 0 else None
     if rank == 0:
         with (out / "events.jsonl").open("a") as events:
@@ -123,7 +140,9 @@ def train_loop(cfg: TrainConfig, out: Path, rows: Iterator[dict[str, Any]], devi
         noise_gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         model.train()
         optimizer.zero_grad(set_to_none=True)
-        sums = {"loss": 0.0, "loss_flow": 0.0, "loss_delta": 0.0, "delta_weight": 0.0, "delta_variance": 0.0}
+        text_rng = np.random.default_rng([cfg.seed, step, rank, 2])
+        sums = {"loss": 0.0, "loss_flow": 0.0, "loss_delta": 0.0, "delta_weight": 0.0, "delta_variance": 0.0,
+                "text_dropped": 0.0, "text_missing": 0.0}
         for _ in range(cfg.optim.grad_accum):
             sample = row_to_sample(next(rows), encoder)
             first_sample = first_sample or sample
@@ -131,6 +150,9 @@ def train_loop(cfg: TrainConfig, out: Path, rows: Iterator[dict[str, Any]], devi
             latents = {k: v.to(device) for k, v in sample.latents.items()}
             inputs = assemble(plan, latents, {k: v.to(device) for k, v in sample.cameras.items()}, noise_gen)
             ctx = CausalContext(inputs.positions, inputs.slots, inputs.cameras)
+            text, text_status = texts.context(sample.caption, sample.instruction, text_rng)
+            sums["text_dropped"] += (text_status == "dropped") / cfg.optim.grad_accum
+            sums["text_missing"] += (text_status == "missing") / cfg.optim.grad_accum
             with autocast:
                 pred = remind_forward(ddp, inputs.xt, inputs.sigmas * 1000.0, text, ctx)
             parts = remind_loss(pred.float(), inputs.xt, inputs.x0, inputs.noise, inputs.sigmas, inputs.loss_mask,
@@ -155,11 +177,11 @@ def train_loop(cfg: TrainConfig, out: Path, rows: Iterator[dict[str, Any]], devi
             log.write(metrics)
         last = step == cfg.max_steps
         if rank == 0 and first_sample is not None and (last or (cfg.heatmap_every and step % cfg.heatmap_every == 0)):
-            heatmap(cfg, model, first_sample, text, out, step, device)
+            heatmap(cfg, model, first_sample, texts.embed(texts.prompt(first_sample.caption,
+                                                                       first_sample.instruction)), out, step, device)
         if last or step % cfg.checkpoint_every == 0:
             with tempfile.TemporaryDirectory() as tmp:
-                if rank == 0:
-                    save_checkpoint(Path(tmp), model, optimizer, scheduler, step)
+                save_checkpoint(Path(tmp), ddp, optimizer, scheduler, step, cfg, write=rank == 0)
                 if report is not None:
                     report(metrics, Path(tmp) if rank == 0 else None)
     return metrics

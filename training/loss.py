@@ -2,8 +2,8 @@
 
 x_t = (1 - s) x0 + s eps, the model predicts u = eps - x0, so x0_hat = x_t - s u_hat. With frames indexed i
 inside a chunk, L_delta = mean || (x0_hat_i - x0_hat_{i-1}) - (x0_i - x0_{i-1}) ||^2 over supervised pairs, and
-lambda = alpha exp(-gamma Var(dx0)), Var over every element of the ground-truth deltas of the batch (population
-variance), a constant for the gradient. Norms are means over elements, like the MSE of the flow term.
+lambda = alpha exp(-gamma Var(dx0)), Var over every element of the ground-truth deltas of the batch on all ranks
+(population variance), a constant for the gradient. Norms are means over elements, like the MSE of the flow term.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 
 from training.config import LossConfig
+from training.distributed import all_reduce_sum
 
 
 @dataclass
@@ -45,16 +46,22 @@ def delta_pairs(mask: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
 
 
 def temporal_delta_loss(x0_hat: torch.Tensor, x0: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """(L_delta, Var(dx0)) over the frame pairs selected by ``pairs`` (B, F-1)."""
+    """(L_delta, Var(dx0)) over the frame pairs selected by ``pairs`` (B, F-1).
+
+    Var(dx0) is over the whole batch across ranks (Appendix B): every rank's count, sum and sum of squares of the
+    selected ground-truth deltas are summed over the process group before the variance is taken.
+    """
     d_hat = (x0_hat[:, :, 1:] - x0_hat[:, :, :-1]).float()
     d_true = (x0[:, :, 1:] - x0[:, :, :-1]).float()
     weights = _frame_mask(pairs, d_true)
-    count = weights.sum()
+    moments = torch.stack([weights.sum(), (d_true * weights).sum(), (d_true ** 2 * weights).sum()]).double()
+    count, total, squares = all_reduce_sum(moments.detach()).tolist()  # a collective: before any early return
+    local = weights.sum()
     if count == 0:
         return x0_hat.sum() * 0.0, 0.0
-    loss = ((d_hat - d_true) ** 2 * weights).sum() / count
-    mean = (d_true * weights).sum() / count
-    variance = (((d_true - mean) ** 2) * weights).sum() / count
+    loss = ((d_hat - d_true) ** 2 * weights).sum() / local.clamp(min=1)
+    mean = total / count
+    variance = max(squares / count - mean * mean, 0.0)
     return loss, float(variance)
 
 

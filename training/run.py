@@ -27,10 +27,13 @@ def init_ray(cfg: RayTrainConfig) -> bool:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
+    from remind_curate.ray_env import job_runtime_env
+
+    runtime_env = job_runtime_env()  # our code travels to every node as py_modules: no checkout needed there
     if cfg.address:
-        ray.init(address=cfg.address, log_to_driver=False)
+        ray.init(address=cfg.address, log_to_driver=False, runtime_env=runtime_env)
     else:
-        ray.init(num_cpus=cfg.num_cpus or None, include_dashboard=False, log_to_driver=False,
+        ray.init(num_cpus=cfg.num_cpus or None, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env,
                  _temp_dir=tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: socket paths have a length limit
     return True
 
@@ -45,6 +48,7 @@ def _worker(config: dict[str, Any]) -> None:
     from training.loop import train_loop
 
     cfg, out = TrainConfig.model_validate(config["train"]), Path(config["out"])
+    text_dir = Path(config["text_dir"]) if config.get("text_dir") else None
     torch.set_num_threads(cfg.ray.torch_threads)
     rank = ray.train.get_context().get_world_rank()
     shard = ray.train.get_dataset_shard("train")
@@ -57,10 +61,10 @@ def _worker(config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is None:
-        train_loop(cfg, out, rows, device, None, report, rank)
+        train_loop(cfg, out, rows, device, None, report, rank, text_dir)
         return
     with checkpoint.as_directory() as directory:
-        train_loop(cfg, out, rows, device, Path(directory), report, rank)
+        train_loop(cfg, out, rows, device, Path(directory), report, rank, text_dir)
 
 
 def summarise(metrics_path: Path) -> dict[str, Any]:
@@ -85,7 +89,7 @@ def train(shards: Path, config_path: Path | None, out: Path, max_steps: int | No
     from ray.train.torch import TorchTrainer
 
     from training.data import build_dataset
-    from training.encode import encode_shards
+    from training.encode import encode_shards, encode_text_cache
 
     cfg = load_train_config(config_path, {"max_steps": max_steps} if max_steps else None)
     out = Path(out).resolve()
@@ -94,12 +98,14 @@ def train(shards: Path, config_path: Path | None, out: Path, max_steps: int | No
     started = init_ray(cfg.ray)
     try:
         latent_dir = encode_shards(Path(shards), cfg) if cfg.data.latents == "cache" else None
+        text_dir = encode_text_cache(Path(shards), cfg)
         resources = {"CPU": cfg.ray.cpus_per_worker}
         if cfg.ray.use_gpu:
             resources["GPU"] = cfg.ray.gpus_per_worker
         trainer = TorchTrainer(
             _worker,
-            train_loop_config={"train": cfg.model_dump(mode="json"), "out": str(out)},
+            train_loop_config={"train": cfg.model_dump(mode="json"), "out": str(out),
+                               "text_dir": str(text_dir) if text_dir else None},
             scaling_config=ray.train.ScalingConfig(num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
                                                    resources_per_worker=resources),
             run_config=ray.train.RunConfig(
@@ -117,7 +123,7 @@ def train(shards: Path, config_path: Path | None, out: Path, max_steps: int | No
     summary = {**summarise(out / "metrics.jsonl"), "out": str(out),
                "resumed_from_step": starts[-1]["step"] if starts and starts[-1]["resumed"] else None,
                "checkpoint": result.checkpoint.path if result.checkpoint else None,
-               "latents": str(latent_dir) if latent_dir else None,
+               "latents": str(latent_dir) if latent_dir else None, "text": str(text_dir) if text_dir else None,
                "heatmaps": sorted(str(p) for p in (out / "heatmaps").glob("*.png"))}
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -47,3 +47,10 @@ class LatentEncoder:
         video = video.to(self.dtype) / 127.5 - 1.0
         latents = self.vae.encode(video).latent_dist.mode().float()  # the mean: deterministic latents
         return ((latents - self.mean) / self.std)[0].cpu()
+
+    @torch.inference_mode()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """Normalised latents (16, F, h, w) -> frames (1 + 4 (F - 1), 8 h, 8 w, 3) uint8."""
+        z = latents[None].to(self.device, self.dtype) * self.std.to(self.dtype) + self.mean.to(self.dtype)
+        video = self.vae.decode(z).sample[0].float().clamp(-1, 1)  # (3, T, H, W)
+        return ((video + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).cpu().numpy()

@@ -15,13 +15,16 @@ import numpy as np
 
 from schemas.config import AugmentConfig
 from schemas.graph import FrameGraph, InterruptionKind
-from tasks.augment.camera_loop import apply_camera_loop, check_camera_loop
-from tasks.augment.common import FamilyResult, NotApplicable, event_state, rng_for
+from tasks.augment.camera_loop import apply_camera_loop, check_camera_loop, native_loop
+from tasks.augment.common import (
+    FamilyResult, NotApplicable, affine3, event_state, geometry_of, rng_for, warp_affine_frames)
+from tasks.augment.describe import describe
+from tasks.augment.visibility import region_points, visibility_curve
 from tasks.augment.exit_entry import apply_exit_entry, check_exit_entry
 from tasks.augment.light import apply_light
 from tasks.augment.occluder import apply_occluder
 from tasks.augment.zoom import apply_zoom
-from tasks.graph import build_graph
+from tasks.graph import GraphError, build_graph
 from tasks.records import Window
 
 KINDS = ("none", "camera_loop", "light_toggle", "occluder", "zoom", "exit_entry")
@@ -47,6 +50,12 @@ class Augmented:
     degraded_intrinsics: np.ndarray | None  # (81,3,3) float32, pixels of the degraded frame
     params: dict[str, Any] = field(default_factory=dict)  # JSON-able: meta.json "augment"
     fallback_from: str | None = None
+    # Kinds that move the view through a crop render the clean clip at the same crop: these replace the window's
+    # frames and intrinsics in the sample (None: the clean clip is the window's own). Depth goes through the affines.
+    clean_frames: np.ndarray | None = None
+    clean_intrinsics: np.ndarray | None = None
+    clean_affines: np.ndarray | None = None  # (81,2,3) source pixel -> clean pixel
+    description: str = ""  # degraded.txt: what the interruption does, in words
 
 
 def _unit_hash(text: str) -> float:
@@ -87,12 +96,13 @@ def applicable(kind: InterruptionKind | str, window: Window, config: AugmentConf
 
 
 def _appliers(config: AugmentConfig) -> dict[str, Callable[[Window, np.random.Generator], FamilyResult]]:
+    hide = config.hidden_max_visibility
     return {
-        "light_toggle": lambda w, r: apply_light(w, config.light_toggle, r),
-        "occluder": lambda w, r: apply_occluder(w, config.occluder, r),
-        "zoom": lambda w, r: apply_zoom(w, config.zoom, r),
-        "camera_loop": lambda w, r: apply_camera_loop(w, config.camera_loop, r),
-        "exit_entry": lambda w, r: apply_exit_entry(w, config.exit_entry, r),
+        "light_toggle": lambda w, r: apply_light(w, config.light_toggle, r, hide),
+        "occluder": lambda w, r: apply_occluder(w, config.occluder, r, hide),
+        "zoom": lambda w, r: apply_zoom(w, config.zoom, r, hide),
+        "camera_loop": lambda w, r: apply_camera_loop(w, config.camera_loop, r, hide),
+        "exit_entry": lambda w, r: apply_exit_entry(w, config.exit_entry, r, hide),
     }
 
 
@@ -103,11 +113,28 @@ def _candidates(kind: str, config: AugmentConfig) -> list[str]:
 
 
 def augment(window: Window, kind: InterruptionKind | str, config: AugmentConfig, seed: int) -> Augmented:
-    """Apply ``kind`` (or its first applicable fallback) to ``window``; deterministic in (window_id, seed)."""
+    """Apply ``kind`` (or its first applicable fallback) to ``window``; deterministic in (window_id, seed).
+
+    A window whose own camera already leaves the event and returns (a native loop that hides it for a whole chunk)
+    is a camera loop whatever was drawn (``params.drawn`` keeps the draw): another interruption on top would leave
+    no clean clip. ``none`` stays a clean control."""
     kind = InterruptionKind(kind)
     if kind is InterruptionKind.none:
-        graph = build_graph(InterruptionKind.none, per_frame=event_state(window))
+        points, _ = region_points(window)
+        vis = visibility_curve(points, window.frames.shape[1:3])
+        graph = build_graph(InterruptionKind.none, per_frame={**event_state(window), "event_visibility": vis.tolist()})
         return Augmented(kind, graph, None, None, None, {"kind": "none"})
+    if kind is not InterruptionKind.camera_loop:  # a clip that already loops away and back is a camera loop
+        try:
+            native = native_loop(window, config.camera_loop, config.hidden_max_visibility)
+        except (NotApplicable, GraphError):
+            native = None
+        if native is not None:
+            params = {"kind": "camera_loop", **native.params, "drawn": kind.value}
+            out = Augmented(InterruptionKind.camera_loop, native.graph, native.degraded, native.camera,
+                            native.intrinsics, params)
+            out.description = describe("camera_loop", out.graph, params)
+            return out
     appliers = _appliers(config)
     reasons: dict[str, str] = {}
     for name in _candidates(kind.value, config):
@@ -117,12 +144,21 @@ def augment(window: Window, kind: InterruptionKind | str, config: AugmentConfig,
             continue
         try:
             result = appliers[name](window, rng_for(window.window_id, seed, name))
-        except NotApplicable as err:
+        except (NotApplicable, GraphError) as err:
             reasons[name] = str(err)
             continue
         params = {"kind": name, **result.params}
         if name != kind.value:
             params["fallback"] = {"from": kind.value, "reasons": reasons}
-        return Augmented(InterruptionKind(name), result.graph, result.degraded, result.camera, result.intrinsics,
-                         params, fallback_from=None if name == kind.value else kind.value)
+        clean_frames = clean_k = None
+        if result.clean_affines is not None:
+            clean_frames = (result.clean if result.clean is not None
+                            else warp_affine_frames(window.frames, result.clean_affines))
+            _, K = geometry_of(window)
+            clean_k = None if K is None else (affine3(result.clean_affines) @ K).astype(np.float32)
+        out = Augmented(InterruptionKind(name), result.graph, result.degraded, result.camera, result.intrinsics,
+                        params, fallback_from=None if name == kind.value else kind.value, clean_frames=clean_frames,
+                        clean_intrinsics=clean_k, clean_affines=result.clean_affines)
+        out.description = describe(out.kind.value, out.graph, out.params)
+        return out
     raise NotApplicable(f"no interruption family applies to {window.window_id}: {reasons}")

@@ -19,9 +19,6 @@ from schemas.constants import NUM_CHUNKS, NUM_FRAMES, chunk_frames
 from schemas.graph import FrameGraph
 from tasks.records import Window
 
-FIRST_FRAME = chunk_frames(1)[0]  # 9: an interruption may not touch chunk 0 (the anchor chunk)
-LAST_FRAME = chunk_frames(NUM_CHUNKS - 2)[1]  # 68: the last chunk must stay free for recovery
-MAX_SPAN = LAST_FRAME - FIRST_FRAME + 1  # 60 frames
 
 
 class NotApplicable(ValueError):
@@ -37,6 +34,8 @@ class FamilyResult:
     camera: np.ndarray | None = None
     intrinsics: np.ndarray | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    clean_affines: np.ndarray | None = None  # (N,2,3): the clean clip is the source through these crops
+    clean: np.ndarray | None = None  # those clean frames (warp_affine_frames of the source), when computed
 
 
 def rng_for(window_id: str, seed: int, kind: str) -> np.random.Generator:
@@ -55,11 +54,23 @@ def draw_float(rng: np.random.Generator, bounds: Sequence[float]) -> float:
     return float(rng.uniform(lo, hi)) if hi > lo else lo
 
 
-def place_start(rng: np.random.Generator, length: int) -> int:
-    """A start frame so that ``[start, start + length - 1]`` lies inside ``[FIRST_FRAME, LAST_FRAME]``."""
-    if not 1 <= length <= MAX_SPAN:
-        raise NotApplicable(f"an interruption of {length} frames does not fit in {MAX_SPAN}")
-    return int(rng.integers(FIRST_FRAME, LAST_FRAME - length + 2))
+def draw_chunks(rng: np.random.Generator, hidden: Sequence[int]) -> tuple[int, int]:
+    """(first, last) degraded chunk of a layout "transition chunk, ``k`` hidden chunks, transition chunk", with
+    ``k`` drawn from ``hidden`` and clipped so chunk 0 stays an anchor and the last chunk the recovery."""
+    k = int(np.clip(draw_int(rng, hidden), 1, NUM_CHUNKS - 4))
+    first = int(rng.integers(1, NUM_CHUNKS - 1 - (k + 2) + 1))
+    return first, first + k + 1
+
+
+def chunk_span(first: int, last: int) -> tuple[int, int]:
+    """First frame of chunk ``first`` and last frame of chunk ``last``."""
+    return chunk_frames(first)[0], chunk_frames(last)[1]
+
+
+def interval_frames(first: int, last: int) -> tuple[int, int, int, int]:
+    """(start, end, hidden_start, hidden_end) frames of the degraded chunks ``first..last``: the whole interval,
+    and the hidden chunks between its two transition chunks."""
+    return (*chunk_span(first, last), *chunk_span(first + 1, last - 1))
 
 
 def geometry_of(window: Window) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -70,34 +81,6 @@ def geometry_of(window: Window) -> tuple[np.ndarray | None, np.ndarray | None]:
         K = window.truth.intrinsics if K is None else K
     return (None if c2w is None else np.asarray(c2w, np.float64),
             None if K is None else np.asarray(K, np.float64))
-
-
-def subject_boxes(window: Window) -> np.ndarray | None:
-    """(N,4) float64 x0,y0,x1,y1 of the moving subject per frame (NaN when not visible), or None when unknown."""
-    truth = window.truth
-    if truth is not None and truth.object_box is not None:
-        boxes = np.asarray(truth.object_box, np.float64)
-        if np.isfinite(boxes).all(axis=1).any():
-            return boxes
-    if window.dynamic_box is not None:
-        return np.tile(np.asarray(window.dynamic_box, np.float64), (len(window.frames), 1))
-    return None
-
-
-def dynamic_region(window: Window) -> tuple[int, int, int, int] | None:
-    """Integer half-open pixel box x0,y0,x1,y1 of the dynamic region (the union over time), clipped to the frame."""
-    h, w = window.frames.shape[1:3]
-    if window.dynamic_box is not None:
-        box = np.asarray(window.dynamic_box, np.float64)
-    else:
-        boxes = subject_boxes(window)
-        if boxes is None:
-            return None
-        boxes = boxes[np.isfinite(boxes).all(axis=1)]
-        box = np.array([boxes[:, 0].min(), boxes[:, 1].min(), boxes[:, 2].max(), boxes[:, 3].max()])
-    x0, y0 = int(np.clip(np.floor(box[0]), 0, w - 1)), int(np.clip(np.floor(box[1]), 0, h - 1))
-    x1, y1 = int(np.clip(np.ceil(box[2]), x0 + 1, w)), int(np.clip(np.ceil(box[3]), y0 + 1, h))
-    return x0, y0, x1, y1
 
 
 def event_state(window: Window) -> dict[str, list[float | None]]:

@@ -64,7 +64,11 @@ def estimate_geometry(window: Window, backend: GeometryBackend | None) -> Window
         window.geometry = {"backend": "none", "known": False}
         return window
     try:
-        estimate = backend.estimate(window.frames)
+        if getattr(backend, "accepts_dynamic_mask", False):  # track the camera on the static scene only
+            dynamic = window.dynamic_mask if window.dynamic_mask is not None else window.dynamic_masks
+            estimate = backend.estimate(window.frames, dynamic=dynamic)
+        else:
+            estimate = backend.estimate(window.frames)
     except Exception as exc:  # noqa: BLE001 - recorded per window; the run goes on
         window.geometry = {"backend": backend.name, "known": False, "ok": False, "reason": "geometry_error",
                            "error": f"{type(exc).__name__}: {exc}"[:500]}

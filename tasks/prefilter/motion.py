@@ -1,8 +1,16 @@
-"""Motion occupancy: how much of the frame moves or changes, and for how long (camera motion discounted).
+"""Dynamics occupancy: how much of the frame moves or changes, and for how long (camera motion discounted).
 
-Dense Farneback flow on small grey frames; a similarity transform fitted to the flow (RANSAC) stands for the
-camera and is subtracted; pixels whose residual flow or photometric change (after warping by that transform)
-is large count as dynamic. Photometric change catches what flow misses: light changes, filling liquids.
+Frames ``frame_step`` apart are compared on small grey frames. A homography from tracked corners (RANSAC)
+stands for the camera: the earlier frame is warped onto the later one first. Then three kinds of dynamics are
+measured, each with its own spatial and temporal occupancy:
+
+- geometric motion: residual dense flow (where there is texture) or a change that the light does not explain;
+- light, weather and texture (``tasks.prefilter.photometric``): a lasting change of illumination, global or
+  local, with auto-exposure flicker discounted; fine scattered changes such as rain or snow; dense sub-pixel
+  flicker of textured pixels such as foliage in wind or water ripples.
+
+A window passes when any of them is large and lasting enough; static scenery (nothing moves, the light holds)
+does not. The per-frame dynamic masks (and their union) go on the window for the later stages.
 """
 from __future__ import annotations
 
@@ -12,6 +20,7 @@ import cv2
 import numpy as np
 
 from schemas.config import Config, MotionConfig
+from tasks.prefilter.photometric import PhotometricStats, PhotometricTracker
 from tasks.records import Window
 from tasks.stage import Reject, per_window, stage_task
 
@@ -27,6 +36,8 @@ class MotionStats:
     camera_motion_px: float  # mean global displacement per frame at full resolution
     region: np.ndarray  # (h,w) bool dynamic region
     box: tuple[int, int, int, int] | None  # x0,y0,x1,y1 at full resolution
+    masks: np.ndarray | None = None  # (N,h,w) bool per input frame: what moves around that frame
+    light: PhotometricStats | None = None
 
 
 def _grey_small(frames: np.ndarray, height: int) -> list[np.ndarray]:
@@ -48,14 +59,27 @@ def _global_motion(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
     return homography if homography is not None else np.eye(3)
 
 
+def _per_frame(pair_masks: list[np.ndarray], n: int, step: int, shape: tuple[int, int]) -> np.ndarray:
+    """(n,h,w): frame i gets the masks of the compared pairs it lies in (pair k spans frames k*step..(k+1)*step)."""
+    out = np.zeros((n, *shape), bool)
+    if not pair_masks:
+        return out
+    last = len(pair_masks) - 1
+    for i in range(n):
+        lo, hi = min((i - 1) // step if i else 0, last), min(i // step, last)
+        out[i] = pair_masks[max(lo, 0)] | pair_masks[hi]
+    return out
+
+
 def measure(frames: np.ndarray, config: MotionConfig) -> MotionStats:
     grey = _grey_small(frames, config.analysis_height)[:: config.frame_step]
     h, w = grey[0].shape
     heat = np.zeros((h, w), np.float32)
-    active, camera = [], []
+    active, camera, pair_masks = [], [], []
     kernel = np.ones((3, 3), np.uint8)
     ones = np.ones((h, w), np.uint8)
     centre = np.float32([[[w / 2, h / 2]]])
+    light = PhotometricTracker((h, w), config.light_log_change, config.weather_min_hits)
     for prev, cur in zip(grey, grey[1:]):
         homography = _global_motion(prev, cur) if config.discount_camera_motion else np.eye(3)
         camera.append(float(np.linalg.norm(cv2.perspectiveTransform(centre, homography) - centre)))
@@ -63,12 +87,17 @@ def measure(frames: np.ndarray, config: MotionConfig) -> MotionStats:
         warped = cv2.warpPerspective(prev, homography, (w, h), borderMode=cv2.BORDER_REPLICATE)
         valid = cv2.erode(cv2.warpPerspective(ones, homography, (w, h)), kernel, iterations=2).astype(bool)
         residual = np.linalg.norm(cv2.calcOpticalFlowFarneback(warped, cur, None, 0.5, 3, 13, 3, 5, 1.1, 0), axis=-1)
-        change = cv2.absdiff(warped, cur).astype(np.float32)
         # Flow is only trusted where there is texture (flat areas suffer the aperture problem).
         gradient = cv2.magnitude(cv2.Sobel(cur, cv2.CV_32F, 1, 0), cv2.Sobel(cur, cv2.CV_32F, 0, 1))
         textured = cv2.dilate((gradient > _TEXTURE_GRADIENT).astype(np.uint8), kernel).astype(bool)
-        moving = ((residual > config.pixel_threshold) & textured | (change > _PHOTOMETRIC_THRESHOLD)) & valid
+        flowing = (residual > config.pixel_threshold) & textured & valid
+        # Relit by the pair's light change, so a dimming room or a lamp going off is not counted as motion here.
+        relit = light.relight(warped, cur, valid, flowing)
+        change = np.abs(relit - cur.astype(np.float32))
+        moving = (flowing | (change > _PHOTOMETRIC_THRESHOLD)) & valid
         moving = cv2.morphologyEx(moving.astype(np.uint8), cv2.MORPH_OPEN, kernel)
+        light.scatter(relit, cur, valid, moving.astype(bool))
+        pair_masks.append(cv2.morphologyEx(moving, cv2.MORPH_CLOSE, np.ones((7, 7), np.uint8)).astype(bool))
         heat += moving
         active.append(float(moving.sum() / max(1, valid.sum())))
     pairs = max(1, len(grey) - 1)
@@ -84,10 +113,43 @@ def measure(frames: np.ndarray, config: MotionConfig) -> MotionStats:
     scale = frames.shape[1] / h
     return MotionStats(
         spatial_occupancy=float(region.mean()),
-        temporal_occupancy=float(np.mean([a > config.frame_active_fraction for a in active])),
-        mean_active_fraction=float(np.mean(active)),
-        camera_motion_px=float(np.mean(camera) * scale / config.frame_step),
-        region=region, box=box)
+        temporal_occupancy=float(np.mean([a > config.frame_active_fraction for a in active])) if active else 0.0,
+        mean_active_fraction=float(np.mean(active)) if active else 0.0,
+        camera_motion_px=float(np.mean(camera) * scale / config.frame_step) if camera else 0.0,
+        region=region, box=box, masks=_per_frame(pair_masks, len(frames), config.frame_step, (h, w)),
+        light=light.result(config.frame_active_fraction))
+
+
+def geometric_verdict(stats: MotionStats, config: MotionConfig) -> Reject | None:
+    """Why geometric motion alone does not make the window (None when it does)."""
+    if stats.temporal_occupancy == 0.0 or stats.mean_active_fraction < config.frame_active_fraction / 4:
+        return Reject("static_scene", f"no visible dynamics (active fraction {stats.mean_active_fraction:.4f})")
+    if stats.spatial_occupancy < config.min_spatial_occupancy:
+        return Reject("tiny_motion", f"dynamic region covers {stats.spatial_occupancy:.3f} of the frame "
+                      f"(min {config.min_spatial_occupancy})")
+    if stats.temporal_occupancy < config.min_temporal_occupancy:
+        return Reject("brief_motion", f"dynamics visible in {stats.temporal_occupancy:.2f} of frames "
+                      f"(min {config.min_temporal_occupancy})")
+    if stats.spatial_occupancy > config.max_spatial_occupancy:
+        return Reject("global_change", f"{stats.spatial_occupancy:.2f} of the frame changes: no localised event")
+    return None
+
+
+def photometric_channels(stats: MotionStats, config: MotionConfig) -> list[str]:
+    """The photometric channels large and lasting enough to make the window on their own."""
+    light, passing = stats.light, []
+    if light is None:
+        return passing
+    if (light.light_spatial_occupancy >= config.min_light_spatial_occupancy
+            and light.light_temporal_occupancy >= config.min_light_temporal_occupancy):
+        passing.append("light")
+    if (light.weather_spatial_occupancy >= config.min_weather_spatial_occupancy
+            and light.weather_temporal_occupancy >= config.min_weather_temporal_occupancy):
+        passing.append("weather")
+    if (light.texture_spatial_occupancy >= config.min_texture_spatial_occupancy
+            and light.texture_temporal_occupancy >= config.min_texture_temporal_occupancy):
+        passing.append("texture")
+    return passing
 
 
 @per_window("measure-motion")
@@ -97,22 +159,28 @@ def _measure_window(window: Window, config: MotionConfig) -> Window:
               "motion_temporal_occupancy": round(stats.temporal_occupancy, 4),
               "motion_active_fraction": round(stats.mean_active_fraction, 4),
               "camera_motion_px": round(stats.camera_motion_px, 3)}
+    if stats.light is not None:
+        scores.update({"light_spatial_occupancy": round(stats.light.light_spatial_occupancy, 4),
+                       "light_temporal_occupancy": round(stats.light.light_temporal_occupancy, 4),
+                       "light_global_change": round(stats.light.light_global_change, 4),
+                       "weather_spatial_occupancy": round(stats.light.weather_spatial_occupancy, 4),
+                       "weather_temporal_occupancy": round(stats.light.weather_temporal_occupancy, 4),
+                       "texture_spatial_occupancy": round(stats.light.texture_spatial_occupancy, 4),
+                       "texture_temporal_occupancy": round(stats.light.texture_temporal_occupancy, 4)})
     window.scores.update(scores)
-    window.dynamic_mask, window.dynamic_box = stats.region, stats.box
-    if stats.temporal_occupancy == 0.0 or stats.mean_active_fraction < config.frame_active_fraction / 4:
-        raise Reject("static_scene", f"no visible dynamics (active fraction {stats.mean_active_fraction:.4f})")
-    if stats.spatial_occupancy < config.min_spatial_occupancy:
-        raise Reject("tiny_motion", f"dynamic region covers {stats.spatial_occupancy:.3f} of the frame "
-                     f"(min {config.min_spatial_occupancy})")
-    if stats.temporal_occupancy < config.min_temporal_occupancy:
-        raise Reject("brief_motion", f"dynamics visible in {stats.temporal_occupancy:.2f} of frames "
-                     f"(min {config.min_temporal_occupancy})")
-    if stats.spatial_occupancy > config.max_spatial_occupancy:
-        raise Reject("global_change", f"{stats.spatial_occupancy:.2f} of the frame changes: no localised event")
+    window.dynamic_mask, window.dynamic_box, window.dynamic_masks = stats.region, stats.box, stats.masks
+    geometric = geometric_verdict(stats, config)
+    channels = [] if geometric else ["motion"]
+    channels += photometric_channels(stats, config)
+    window.scores.update({f"dynamics_{c}": 1.0 for c in ("motion", "light", "weather", "texture") if c in channels})
+    if not channels:
+        assert geometric is not None
+        raise geometric
     return window
 
 
 @stage_task("measure-motion")
 def measure_motion(clip, config: Config):
-    """Pre-filter: reject static scenery, tiny localised motion and brief flickers (thresholds from config)."""
+    """Pre-filter: reject static scenery, tiny localised motion and brief flickers, unless the light or the
+    weather changes enough on its own (thresholds from config)."""
     return _measure_window(clip, config.prefilter.motion)

@@ -1,4 +1,5 @@
-"""Parsing `--source` specs into source items: local:PATH | synthetic:N | pexels:[TYPE,...]."""
+"""Parsing `--source` specs into source items: local:PATH | synthetic:N | pexels:[TYPE,...] | dl3dv:PATH |
+openvid:CSV | manifest:FILE."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -13,20 +14,24 @@ from tasks.records import SourceItem
 from tasks.sources.local import local_items
 
 
+KINDS = ("local", "synthetic", "pexels", "dl3dv", "openvid", "manifest")
+
+
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: str  # local | synthetic | pexels
+    kind: str  # one of KINDS
     arg: str
 
     @classmethod
     def parse(cls, spec: str) -> "SourceSpec":
         kind, sep, arg = spec.partition(":")
-        if kind not in ("local", "synthetic", "pexels") or (not sep and kind != "pexels"):
-            raise ValueError(f"unknown source '{spec}': use local:PATH, synthetic:N or pexels[:TYPE,...]")
+        if kind not in KINDS or (not sep and kind != "pexels"):
+            raise ValueError(f"unknown source '{spec}': use local:PATH, synthetic:N, pexels[:TYPE,...], dl3dv:PATH, "
+                             "openvid:CSV or manifest:FILE")
         if kind == "synthetic" and (not arg.isdigit() or int(arg) < 1):
             raise ValueError(f"synthetic:N needs a positive clip count, got '{arg}'")
-        if kind == "local" and not arg:
-            raise ValueError("local:PATH needs a folder, file or fsspec URL")
+        if kind in ("local", "dl3dv", "openvid", "manifest") and not arg:
+            raise ValueError(f"{kind}:PATH needs a path")
         return cls(kind, arg)
 
 
@@ -42,6 +47,18 @@ def list_sources(spec: str, config: Config, out: Path, pexels_permission: bool =
     source = SourceSpec.parse(spec)
     if source.kind == "local":
         return SourceListing(local_items(source.arg, out / "cache" / "fetched"))
+    if source.kind == "dl3dv":
+        from tasks.sources.dl3dv import dl3dv_items
+
+        return SourceListing(dl3dv_items(source.arg, config))
+    if source.kind == "openvid":
+        from tasks.sources.openvid import openvid_items
+
+        return SourceListing(openvid_items(source.arg, config))
+    if source.kind == "manifest":
+        from tasks.sources.manifest_source import manifest_items
+
+        return SourceListing(manifest_items(source.arg, config, out / "cache" / "fetched"))
     if source.kind == "synthetic":
         from tasks.sources.synthetic import synthetic_items
 

@@ -6,10 +6,12 @@ judge then isolates the windows by retrying them one by one.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
+from PIL import Image
 
 from schemas.config import VLMConfig
 from tasks.vlm.prompts import ChatTurn
@@ -27,6 +29,11 @@ class VLMRequest:
     turns: list[ChatTurn]  # the frames belong to the first user turn
     duration_s: float = 81 / 16  # real time the frames span, for the video timestamps
     request_id: str = ""
+    json_schema: dict[str, Any] | None = None  # the answer's schema, for servers with structured output
+
+    def video(self, config: VLMConfig) -> VideoInput:
+        """The video both backends send: same frames, same fps, same pixel budget."""
+        return prepare_video(self.frames, self.duration_s, config.min_pixels, config.max_pixels)
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 4 or self.frames.shape[-1] != 3 or self.frames.dtype != np.uint8:
@@ -70,17 +77,38 @@ def subsample_frames(frames: np.ndarray, count: int) -> np.ndarray:
     return np.ascontiguousarray(frames[subsample_indices(len(frames), count)])
 
 
-def fit_size(height: int, width: int, min_pixels: int, max_pixels: int, factor: int = 32) -> tuple[int, int]:
-    """(h, w) near the input's aspect, multiples of ``factor`` (Qwen3-VL: patch 16 x merge 2), area in budget."""
-    area = height * width
-    scale = 1.0
-    if area > max_pixels:
-        scale = (max_pixels / area) ** 0.5
-    elif area < min_pixels:
-        scale = (min_pixels / area) ** 0.5
-    h = max(factor, int(height * scale / factor) * factor)
-    w = max(factor, int(width * scale / factor) * factor)
-    return h, w
+def video_size(height: int, width: int, min_pixels: int, max_pixels: int, factor: int = 32) -> tuple[int, int]:
+    """(h, w) of every frame the VLM sees: qwen-vl-utils' ``smart_resize`` (multiples of ``factor`` = Qwen3-VL
+    patch 16 x merge 2, area within [min_pixels, max_pixels], aspect kept), so a frame already at this size
+    passes through qwen-vl-utils unchanged."""
+    h_bar, w_bar = max(factor, round(height / factor) * factor), max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt(height * width / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar, w_bar = math.ceil(height * beta / factor) * factor, math.ceil(width * beta / factor) * factor
+    return h_bar, w_bar
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    """Exactly what both backends hand the model for one window: one video of evenly spaced frames at the pixel
+    budget, and its frame rate in real time (frame i is at i / fps seconds)."""
+
+    frames: np.ndarray  # (T,h,w,3) uint8 RGB, T even (Qwen3-VL merges frame pairs)
+    fps: float
+
+
+def prepare_video(frames: np.ndarray, duration_s: float, min_pixels: int, max_pixels: int) -> VideoInput:
+    """Resize (bicubic) to ``video_size`` and pad an odd count with the last frame, as qwen-vl-utils would."""
+    h, w = video_size(frames.shape[1], frames.shape[2], min_pixels, max_pixels)
+    if (h, w) != frames.shape[1:3]:
+        frames = np.stack([np.asarray(Image.fromarray(f).resize((w, h), Image.Resampling.BICUBIC)) for f in frames])
+    if len(frames) % 2:
+        frames = np.concatenate([frames, frames[-1:]])
+    return VideoInput(np.ascontiguousarray(frames), len(frames) / duration_s)
 
 
 def make_backend(config: VLMConfig) -> VLMBackend:

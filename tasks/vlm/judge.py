@@ -13,11 +13,11 @@ import numpy as np
 
 from schemas.config import VLMConfig
 from schemas.constants import FPS
-from schemas.vlm import VLMJudgement, VLMVerdict
+from schemas.vlm import EventTypes, VLMJudgement, VLMVerdict
 from tasks.records import Window
 from tasks.vlm.backends import VLMBackend, VLMCallError, VLMRequest, subsample_frames
 from tasks.vlm.decide import decide
-from tasks.vlm.parse import ParseError, parse_verdict
+from tasks.vlm.parse import ParseError, parse_verdict, verdict_json_schema
 from tasks.vlm.prompts import ChatTurn, EventCatalog, TaxonomyLike, as_catalog, get_prompt
 
 log = logging.getLogger(__name__)
@@ -37,13 +37,44 @@ def clip_input(window: Window, num_frames: int) -> ClipInput:
     return ClipInput(window.window_id, subsample_frames(window.frames, num_frames), len(window.frames) / FPS)
 
 
-def apply_judgement(window: Window, judgement: VLMJudgement) -> None:
-    """Record the judgement on the window; an accepted verdict also sets the caption and the event tag."""
+def event_types(query: str | None, verdict: VLMVerdict, config: VLMConfig) -> EventTypes:
+    """The query's type beside the VLM's; the VLM's becomes primary when it is confident (or there is no query)."""
+    vlm_wins = verdict.event_type is not None and (query is None or verdict.confidence >= config.type_confidence)
+    primary = verdict.event_type if vlm_wins else query
+    return EventTypes(query=query, vlm=verdict.event_type, vlm_confidence=verdict.confidence,
+                      agree=None if query is None else query == verdict.event_type, primary=primary,
+                      primary_from="vlm" if vlm_wins else ("query" if query is not None else "none"))
+
+
+def multi_label_tags(types: EventTypes, verdict: VLMVerdict, catalog: EventCatalog) -> list[str]:
+    """tags[0] is the primary type; then the types of OTHER groups the VLM says the same event also is."""
+    if types.primary is None:
+        return []
+    groups = {entry[0]: entry[2] for entry in catalog.entries}
+    tags, seen_groups = [types.primary], {groups.get(types.primary)}
+    for extra in verdict.also_event_types:
+        if extra in groups and groups[extra] not in seen_groups:
+            tags.append(extra)
+            seen_groups.add(groups[extra])
+    return tags
+
+
+def apply_judgement(window: Window, judgement: VLMJudgement, config: VLMConfig | None = None,
+                    catalog: EventCatalog | None = None) -> VLMJudgement:
+    """Record the judgement on the window, with the query-vs-VLM types. An accepted verdict sets the caption (the
+    VLM's) and the tags (primary type first, multi-label across groups). Returns the judgement as recorded."""
+    config = config or VLMConfig()
+    query = window.tags[0] if window.tags else None  # the retrieval query's type (or the synthetic ground truth)
+    if judgement.verdict is not None:
+        types = event_types(query, judgement.verdict, config)
+        judgement = judgement.model_copy(update={"event_types": types})
+        if judgement.accepted:
+            window.tags = multi_label_tags(types, judgement.verdict, catalog) if catalog else \
+                [t for t in (types.primary,) if t]
+            if judgement.verdict.caption:
+                window.caption = judgement.verdict.caption
     window.vlm = judgement.model_dump(mode="json")
-    if judgement.accepted and judgement.verdict is not None:
-        window.caption = judgement.verdict.caption
-        if judgement.verdict.event_type and judgement.verdict.event_type not in window.tags:
-            window.tags.append(judgement.verdict.event_type)
+    return judgement
 
 
 def _call(backend: VLMBackend, requests: list[VLMRequest], batch_size: int) -> list[str | VLMCallError]:
@@ -82,10 +113,11 @@ def judge_clips(clips: list[ClipInput], backend: VLMBackend, config: VLMConfig,
     template = get_prompt(config.prompt_version)
     catalog = as_catalog(taxonomy)
     known = set(catalog.ids())
+    schema = verdict_json_schema(known)
     pending = [_Pending(c, template.build(catalog, len(c.frames), c.duration_s)) for c in clips]
 
     def run(items: list[_Pending]) -> None:
-        requests = [VLMRequest(p.clip.frames, p.turns, p.clip.duration_s, p.clip.clip_id) for p in items]
+        requests = [VLMRequest(p.clip.frames, p.turns, p.clip.duration_s, p.clip.clip_id, schema) for p in items]
         for item, answer in zip(items, _call(backend, requests, config.batch_size)):
             item.attempts += 1
             if isinstance(answer, VLMCallError):
@@ -122,9 +154,18 @@ def judge_windows(windows: list[Window], backend: VLMBackend, config: VLMConfig,
                   taxonomy: TaxonomyLike | EventCatalog) -> list[VLMJudgement]:
     """Judge windows in process: subsample, prompt, generate in batches, parse, decide; fills ``window.vlm``,
     and for accepted windows ``window.caption`` and ``window.tags``."""
-    judgements = judge_clips([clip_input(w, config.num_frames) for w in windows], backend, config, taxonomy)
+    catalog = as_catalog(taxonomy)
+    judgements = judge_clips([clip_input(w, config.num_frames) for w in windows], backend, config, catalog)
+    return record_judgements(windows, judgements, config, catalog)
+
+
+def record_judgements(windows: list[Window], judgements: list[VLMJudgement], config: VLMConfig,
+                      catalog: EventCatalog) -> list[VLMJudgement]:
+    """Apply each judgement to its window (types, tags, caption) and log it; returns them as recorded."""
+    recorded = []
     for window, judgement in zip(windows, judgements):
-        apply_judgement(window, judgement)
+        judgement = apply_judgement(window, judgement, config, catalog)
+        recorded.append(judgement)
         log.info("vlm %s: %s%s", window.window_id, judgement.decision,
                  f" ({judgement.reason})" if judgement.reason else "")
-    return judgements
+    return recorded

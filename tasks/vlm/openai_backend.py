@@ -1,8 +1,19 @@
-"""Any OpenAI-compatible chat-completions server (e.g. vLLM serving Qwen3-VL) as a VLM backend.
+"""Any OpenAI-compatible chat-completions server that takes video (vLLM serving Qwen3-VL) as a VLM backend.
 
-Frames travel as base64 JPEG ``image_url`` parts, each labelled with its timestamp, resized to the per-frame pixel
-budget first. Images rather than a ``video_url`` part because every OpenAI-compatible server accepts them; a vLLM
-server needs ``--limit-mm-per-prompt '{"image": N}'`` with N >= vlm.num_frames.
+The window travels as ONE ``video_url`` content part: a ``data:video/mp4;base64,...`` URL of an H.264 MP4 (4:4:4)
+holding exactly the frames the transformers backend gives qwen-vl-utils (``VLMRequest.video``: same frames, same
+size, same pixel budget), at a constant frame rate of frames / real duration, so the container carries the timing.
+Beside it, ``mm_processor_kwargs: {"do_sample_frames": false}`` (what qwen-vl-utils hands the processor) tells
+vLLM's Qwen3-VL processor to keep every frame rather than resample. vLLM decodes data: MP4 URLs with its OpenCV
+loader, which reads every frame when the video has fewer than ``--media-io-kwargs '{"video": {"num_frames": N}}'``
+(default 32), and returns fps and frame indices as the metadata the timestamps come from. (vLLM's other inline form,
+``data:video/jpeg;base64,<frame>,<frame>...``, carries no metadata at all, so the timing would be guessed.)
+Serve with ``--limit-mm-per-prompt '{"video": 1}'``.
+
+Structured output: with ``vlm.json_mode`` the request carries ``response_format: {"type": "json_schema", ...}``
+holding the verdict's schema (event ids as enums), which vLLM enforces with structured outputs. A server that
+answers 400 naming the response format is asked again without it, and not asked again for this backend's life;
+the answer is then parsed and validated as always (prose is rejected as unparseable, never accepted).
 """
 from __future__ import annotations
 
@@ -10,26 +21,31 @@ import base64
 import io
 import logging
 import os
+import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from fractions import Fraction
 from typing import Any
 
-import numpy as np
+import av
 import requests
-from PIL import Image
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from schemas.config import VLMConfig
-from tasks.vlm.backends import Usage, VLMCallError, VLMRequest, fit_size
+from tasks.vlm.backends import Usage, VideoInput, VLMCallError, VLMRequest
 
 log = logging.getLogger(__name__)
+
+VIDEO_CRF = 10  # near-transparent H.264: the frames the server decodes differ from the raw ones by rounding
+_FORMAT_REFUSED = re.compile(r"response_format|json_schema|structured|guided|grammar", re.IGNORECASE)
 
 
 class _HTTPStatusError(Exception):
     def __init__(self, status: int, body: str) -> None:
         super().__init__(f"HTTP {status}: {body[:200]}")
         self.status = status
+        self.body = body
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -38,15 +54,18 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, (requests.ConnectionError, requests.Timeout))
 
 
-def encode_frame(frame: np.ndarray, min_pixels: int, max_pixels: int, quality: int = 90) -> str:
-    """A frame as a ``data:image/jpeg;base64,...`` URL, resized to the pixel budget."""
-    image = Image.fromarray(frame)
-    h, w = fit_size(frame.shape[0], frame.shape[1], min_pixels, max_pixels)
-    if (h, w) != frame.shape[:2]:
-        image = image.resize((w, h), Image.Resampling.BICUBIC)
+def video_data_url(video: VideoInput) -> str:
+    """The video as a ``data:video/mp4;base64,...`` URL: every frame, constant rate ``video.fps``, full-resolution
+    chroma (yuv444p) so colours survive; the server decodes it back to the frames up to rounding."""
     buffer = io.BytesIO()
-    image.save(buffer, format="JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=Fraction(video.fps).limit_denominator(10_000))
+        stream.width, stream.height, stream.pix_fmt = video.frames.shape[2], video.frames.shape[1], "yuv444p"
+        stream.options = {"crf": str(VIDEO_CRF), "preset": "veryfast"}
+        for image in video.frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return "data:video/mp4;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 class OpenAIBackend:
@@ -68,6 +87,7 @@ class OpenAIBackend:
         self._pool = ThreadPoolExecutor(max_workers=config.concurrency, thread_name_prefix="vlm-openai")
         self._lock = threading.Lock()
         self._local = threading.local()
+        self._structured_ok = True  # until the server refuses the response format once
 
     def __repr__(self) -> str:
         return f"OpenAIBackend(model={self.model!r}, url={self._url!r})"
@@ -75,29 +95,27 @@ class OpenAIBackend:
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def payload(self, request: VLMRequest) -> dict[str, Any]:
+    def payload(self, request: VLMRequest, structured: bool | None = None) -> dict[str, Any]:
         """The JSON body for one request (public so tests and logs can inspect it)."""
         cfg = self.config
-        n = len(request.frames)
-        times = np.linspace(0.0, request.duration_s, num=n) if n > 1 else np.zeros(1)
         messages: list[dict[str, Any]] = []
         frames_attached = False
         for turn in request.turns:
             if turn.role == "user" and not frames_attached:
-                parts: list[dict[str, Any]] = []
-                for frame, t in zip(request.frames, times):
-                    parts.append({"type": "text", "text": f"Frame at {t:.2f} s:"})
-                    parts.append({"type": "image_url",
-                                  "image_url": {"url": encode_frame(frame, cfg.min_pixels, cfg.max_pixels)}})
-                parts.append({"type": "text", "text": turn.text})
-                messages.append({"role": "user", "content": parts})
+                url = video_data_url(request.video(cfg))
+                messages.append({"role": "user", "content": [{"type": "video_url", "video_url": {"url": url}},
+                                                             {"type": "text", "text": turn.text}]})
                 frames_attached = True
             else:
                 messages.append({"role": turn.role, "content": turn.text})
         body: dict[str, Any] = {"model": self.model, "messages": messages, "temperature": 0.0,
-                                "max_tokens": cfg.max_new_tokens}
-        if cfg.json_mode:
-            body["response_format"] = {"type": "json_object"}
+                                "max_tokens": cfg.max_new_tokens,
+                                "mm_processor_kwargs": {"do_sample_frames": False}}
+        if structured is None:
+            structured = cfg.json_mode and self._structured_ok
+        if structured and request.json_schema is not None:
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "clip_verdict", "strict": True, "schema": request.json_schema}}
         return body
 
     def _session(self) -> requests.Session:
@@ -111,6 +129,22 @@ class OpenAIBackend:
         if response.status_code != 200:
             raise _HTTPStatusError(response.status_code, response.text)
         return response.json()
+
+    def _post_structured(self, request: VLMRequest, body: dict[str, Any]) -> dict[str, Any]:
+        """Post; a 400 that names the response format turns structured output off and asks again without it."""
+        try:
+            return self._post(body)
+        except _HTTPStatusError as exc:
+            if "response_format" not in body or exc.status not in (400, 422) or not _FORMAT_REFUSED.search(exc.body):
+                raise
+            with self._lock:
+                if self._structured_ok:
+                    log.warning("%s VLM %r refused response_format json_schema (%s); continuing without "
+                                "structured output (answers are still parsed and validated)", self.name, self.model,
+                                exc.body[:120])
+                self._structured_ok = False
+                self.usage.extra["structured_output_refused"] = 1.0
+            return self._post(self.payload(request, structured=False))
 
     def _one(self, request: VLMRequest) -> str:
         cfg = self.config
@@ -126,7 +160,7 @@ class OpenAIBackend:
             for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    data = self._post(body)
+                    data = self._post_structured(request, body)
         except Exception as exc:
             with self._lock:
                 self.usage.failures += 1

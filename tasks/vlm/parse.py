@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from schemas.vlm import VERDICT_FIELDS, VLMVerdict
+from schemas.vlm import MAX_EXTRA_EVENT_TYPES, VERDICT_FIELDS, VLMVerdict
 
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
@@ -99,6 +99,36 @@ def parse_verdict(raw: str, known_ids: Collection[str] | None = None) -> VLMVerd
         raise ParseError(f"event_type {verdict.event_type!r} is not one of the allowed ids",
                          kind="unknown_event_type", verdict=verdict) from None
     caption = verdict.caption.strip()
-    if event_type != verdict.event_type or caption != verdict.caption:
-        verdict = verdict.model_copy(update={"event_type": event_type, "caption": caption})
+    also = _resolve_extra_types(verdict.also_event_types, event_type, known_ids)
+    if event_type != verdict.event_type or caption != verdict.caption or also != verdict.also_event_types:
+        verdict = verdict.model_copy(update={"event_type": event_type, "caption": caption, "also_event_types": also})
     return verdict
+
+
+def _resolve_extra_types(values: list[str], primary: str | None, known_ids: Collection[str]) -> list[str]:
+    """Canonical, distinct extra ids; the primary and ids outside the taxonomy are dropped (they add no tag)."""
+    out: list[str] = []
+    for value in values:
+        try:
+            resolved = resolve_event_type(value, known_ids)
+        except KeyError:
+            continue
+        if resolved is not None and resolved != primary and resolved not in out:
+            out.append(resolved)
+    return out
+
+
+def verdict_json_schema(known_ids: Collection[str]) -> dict[str, Any]:
+    """The verdict's JSON Schema with event ids as enums: what a server's structured output is held to."""
+    ids = sorted(known_ids)
+    unit = {"type": "number", "minimum": 0.0, "maximum": 1.0}
+    return {
+        "type": "object", "additionalProperties": False, "required": list(VERDICT_FIELDS),
+        "properties": {
+            "scene_cut": {"type": "boolean"},
+            "event_type": {"anyOf": [{"type": "string", "enum": ids}, {"type": "null"}]},
+            "spatial_occupancy": unit, "temporal_occupancy": unit, "confidence": unit,
+            "caption": {"type": "string", "maxLength": 1000},
+            "also_event_types": {"type": "array", "items": {"type": "string", "enum": ids},
+                                 "maxItems": MAX_EXTRA_EVENT_TYPES},
+        }}

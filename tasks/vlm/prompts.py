@@ -10,7 +10,7 @@ from typing import Literal, Protocol
 
 from taxonomy import GROUP_CAPTION_GUIDE
 
-PROMPT_VERSION = "judge-v1"
+PROMPT_VERSION = "judge-v2"
 
 
 class _Entry(Protocol):
@@ -87,33 +87,49 @@ class PromptTemplate:
         return [*first, ChatTurn("assistant", shown), ChatTurn("user", self.retry.format(error=error))]
 
 
+# The six questions both versions ask; a version's wording is fixed once released (it is recorded per judgement).
+_QUESTIONS = (
+    "Judge the clip:\n"
+    "1. scene_cut: true if the clip contains a scene cut, montage or editing transition, else false.\n"
+    "2. event_type: the id of the single dominant dynamic event from the list below, or null if nothing "
+    "visibly changes (static scenery, only camera motion).\n"
+    "3. spatial_occupancy: fraction of the image area (0 to 1) covered by the region that changes.\n"
+    "4. temporal_occupancy: fraction of the clip's duration (0 to 1) during which the event is visible.\n"
+    "5. confidence: your confidence (0 to 1) that event_type is right.\n"
+    "6. caption: one sentence naming the object, the state variable that changes and the direction of the "
+    "change (for example: \"Water level in a clear glass rises as it is filled from a kettle.\"). "
+    "Empty string if event_type is null.\n")
+_ANSWER = (
+    "Allowed event_type ids (id: name), by group with what the caption should stress:\n{event_list}\n"
+    "Answer with only this JSON object, no other text:\n"
+    "{{\"scene_cut\": false, \"event_type\": \"<id or null>\", \"spatial_occupancy\": 0.0, "
+    "\"temporal_occupancy\": 0.0, \"confidence\": 0.0, \"caption\": \"<sentence>\"")
+
 _JUDGE_V1 = PromptTemplate(
     version="judge-v1",
     system=(
         "You are an expert video reviewer curating training clips for a video world model that must remember how "
         "scenes evolve. You judge short clips precisely and answer only with JSON."),
-    user=(
-        "The {num_frames} images are frames sampled evenly, in order, from one {duration_s}-second clip.\n"
-        "Judge the clip:\n"
-        "1. scene_cut: true if the clip contains a scene cut, montage or editing transition, else false.\n"
-        "2. event_type: the id of the single dominant dynamic event from the list below, or null if nothing "
-        "visibly changes (static scenery, only camera motion).\n"
-        "3. spatial_occupancy: fraction of the image area (0 to 1) covered by the region that changes.\n"
-        "4. temporal_occupancy: fraction of the clip's duration (0 to 1) during which the event is visible.\n"
-        "5. confidence: your confidence (0 to 1) that event_type is right.\n"
-        "6. caption: one sentence naming the object, the state variable that changes and the direction of the "
-        "change (for example: \"Water level in a clear glass rises as it is filled from a kettle.\"). "
-        "Empty string if event_type is null.\n"
-        "Allowed event_type ids (id: name), by group with what the caption should stress:\n{event_list}\n"
-        "Answer with only this JSON object, no other text:\n"
-        "{{\"scene_cut\": false, \"event_type\": \"<id or null>\", \"spatial_occupancy\": 0.0, "
-        "\"temporal_occupancy\": 0.0, \"confidence\": 0.0, \"caption\": \"<sentence>\"}}"),
+    user=("The {num_frames} images are frames sampled evenly, in order, from one {duration_s}-second clip.\n"
+          + _QUESTIONS + _ANSWER + "}}"),
     retry=(
         "Your previous answer was not valid JSON matching the schema: {error}. "
         "Answer with only the JSON object."),
 )
 
-PROMPTS: dict[str, PromptTemplate] = {_JUDGE_V1.version: _JUDGE_V1}
+# judge-v2: the frames arrive as one video (both backends); multi-label types; same keep rule as v1.
+_JUDGE_V2 = PromptTemplate(
+    version="judge-v2",
+    system=_JUDGE_V1.system,
+    user=("The video shows {num_frames} frames sampled evenly, in order, from one {duration_s}-second clip.\n"
+          + _QUESTIONS
+          + "7. also_event_types: ids from OTHER groups that the same event also is (for example a hand pouring "
+          "water is also an interaction), at most 3; [] if none.\n"
+          + _ANSWER + ", \"also_event_types\": []}}"),
+    retry=_JUDGE_V1.retry,
+)
+
+PROMPTS: dict[str, PromptTemplate] = {t.version: t for t in (_JUDGE_V1, _JUDGE_V2)}
 
 
 def get_prompt(version: str) -> PromptTemplate:

@@ -17,7 +17,7 @@ from schemas.config import VLMConfig
 from schemas.vlm import VLMJudgement
 from tasks.records import Window
 from tasks.vlm.backends import Usage, make_backend
-from tasks.vlm.judge import ClipInput, apply_judgement, clip_input, judge_clips
+from tasks.vlm.judge import ClipInput, clip_input, judge_clips, record_judgements
 from tasks.vlm.prompts import EventCatalog, TaxonomyLike, as_catalog, get_prompt
 
 log = logging.getLogger(__name__)
@@ -111,9 +111,7 @@ class VLMPool:
     def judge(self, windows: list[Window]) -> list[VLMJudgement]:
         """Judge windows (subsampled here, before sending) and record the judgements on them."""
         judgements = self.judge_clips([clip_input(w, self.config.num_frames) for w in windows])
-        for window, judgement in zip(windows, judgements):
-            apply_judgement(window, judgement)
-        return judgements
+        return record_judgements(windows, judgements, self.config, self.catalog)
 
 
 def judge_windows_on_ray(windows: list[Window], config: VLMConfig,

@@ -1,8 +1,9 @@
 """Qwen3-VL (any checkpoint ``config.model`` names) in process with transformers: batched greedy generation.
 
-Frames go through qwen-vl-utils as a list of PIL images (it resizes each frame to the pixel budget, multiples of
-patch x merge); the processor then must not resize again, and takes the fake video metadata qwen-vl-utils returns
-(frame i at i / sample_fps seconds) for the timestamps it writes into the prompt.
+Frames go through qwen-vl-utils as one video: a list of PIL images already resized by ``VLMRequest.video`` (the
+same frames, size and fps the OpenAI backend encodes), so qwen-vl-utils' own resize leaves them as they are; the
+processor then must not resize again, and takes the fake video metadata qwen-vl-utils returns (frame i at
+i / sample_fps seconds) for the timestamps it writes into the prompt.
 """
 from __future__ import annotations
 
@@ -57,10 +58,10 @@ class TransformersBackend:
         for turn in request.turns:
             content: list[dict[str, Any]] = []
             if turn.role == "user" and not attached:
+                video = request.video(cfg)  # already at the budget: qwen-vl-utils' resize is then the identity
                 content.append({
-                    "type": "video", "video": [Image.fromarray(f) for f in request.frames],
-                    "min_pixels": cfg.min_pixels, "max_pixels": cfg.max_pixels,
-                    "sample_fps": len(request.frames) / request.duration_s})
+                    "type": "video", "video": [Image.fromarray(f) for f in video.frames],
+                    "min_pixels": cfg.min_pixels, "max_pixels": cfg.max_pixels, "sample_fps": video.fps})
                 attached = True
             content.append({"type": "text", "text": turn.text})
             out.append({"role": turn.role, "content": content})

@@ -1,4 +1,4 @@
-"""Synthetic windows with exact ground truth, rendered once per session (about 3 s each at 480x832)."""
+"""Synthetic windows with exact ground truth, rendered once per session (about 1-3 s each at 480x832)."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,8 @@ from tasks.records import SourceItem, Window
 from tasks.sources.synthetic import SyntheticClip, clip_spec, render_synthetic_clip
 
 STATIC_FILL = 0  # fill / static: a glass filling up in the middle of the frame
-LOOP = 2  # rotate / pan_return: the camera turns away and comes back
+LOOP = 2  # rotate / pan_return: the camera turns away (the wheel leaves the view) and comes back
+STATIC_ROTATE = 7  # rotate / static: a wheel on the left of the frame
 STATIC_TRANSLATE = 11  # translate / static: a ball crossing the frame
 
 
@@ -36,6 +37,11 @@ def loop_clip() -> SyntheticClip:
 
 
 @pytest.fixture(scope="session")
+def wheel_clip() -> SyntheticClip:
+    return _render(STATIC_ROTATE, "static")
+
+
+@pytest.fixture(scope="session")
 def subject_clip() -> SyntheticClip:
     return _render(STATIC_TRANSLATE, "static")
 
@@ -53,11 +59,12 @@ def bare_window(static_clip: SyntheticClip) -> Window:
 
 @pytest.fixture()
 def tiny_window() -> Window:
-    """A fast 81x48x80 noise window with a dynamic box, for schedule properties over many seeds."""
+    """A fast 81x96x160 noise window with a small dynamic box on the left, for properties over many seeds."""
     rng = np.random.default_rng(7)
-    frames = rng.integers(0, 256, size=(81, 48, 80, 3), dtype=np.uint8)
+    frames = rng.integers(0, 256, size=(81, 96, 160, 3), dtype=np.uint8)
     item = SourceItem(clip_id="tiny", source="local", uri="file:///tiny.mp4")
-    return Window(item=item, index=0, start_frame=0, frames=frames, span_s=(0.0, 81 / 16), dynamic_box=(50, 10, 70, 30))
+    return Window(item=item, index=0, start_frame=0, frames=frames, span_s=(0.0, 81 / 16),
+                  dynamic_box=(20, 30, 44, 54))
 
 
 def marker_centroid(image: np.ndarray, x: float, y: float, radius: float) -> tuple[float, float]:
@@ -70,12 +77,29 @@ def marker_centroid(image: np.ndarray, x: float, y: float, radius: float) -> tup
     return float((weight * xs).sum() / weight.sum()), float((weight * ys).sum() / weight.sum())
 
 
+def footprint_visibility(mask: np.ndarray, H: np.ndarray) -> float:
+    """Ground truth for view-moving kinds: the fraction of the generator's full-resolution object mask inside the
+    source-frame polygon the degraded frame shows (its border through the inverse of the clean -> degraded map)."""
+    import cv2
+
+    h, w = mask.shape
+    corners = np.array([[-0.5, -0.5, 1], [w - 0.5, -0.5, 1], [w - 0.5, h - 0.5, 1], [-0.5, h - 0.5, 1]]).T
+    src = np.linalg.inv(H) @ corners
+    poly = (src[:2] / src[2]).T
+    shown = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(shown, [np.round(poly * 16).astype(np.int32)], 1, shift=4)  # pixel centres are integers
+    return float((mask & shown.astype(bool)).sum() / max(1, mask.sum()))
+
+
 def check_common(aug, window: Window) -> None:
-    """What every interrupted result must satisfy: valid graph, 81-entry fields, interval in 9..68, clean ends."""
+    """What every interrupted result must satisfy: valid graph with the issue-12 invariants, 81-entry fields, an
+    interval of whole chunks in 9..68, a hidden chunk, and clean == degraded outside the interval."""
     from schemas.graph import FrameGraph, NodeRole
+    from schemas.graph_checks import graph_problems
 
     graph = aug.graph
     assert FrameGraph.model_validate(graph.model_dump()).problems() == []
+    assert graph_problems(graph) == []
     assert all(len(v) == 81 for v in graph.per_frame.values())
     itr = graph.interruption
     assert itr.kind.value == aug.kind.value
@@ -84,7 +108,12 @@ def check_common(aug, window: Window) -> None:
     assert roles[0] is NodeRole.anchor and NodeRole.recovery in roles
     assert aug.degraded is not None and aug.degraded.shape == window.frames.shape
     assert aug.degraded.dtype == np.uint8
-    assert all(f < itr.start_frame for f in graph.anchor_frames)
-    assert all(f > itr.end_frame for f in graph.recovery_frames)
+    vis = np.array(graph.per_frame["event_visibility"])
+    hs, he = graph.event_frames["hidden_start"], graph.event_frames["hidden_end"]
+    assert he - hs + 1 >= 12 and vis[hs:he + 1].max() <= graph.hidden_max_visibility
+    clean = aug.clean_frames if aug.clean_frames is not None else window.frames
+    outside = np.r_[0:itr.start_frame, itr.end_frame + 1:81]
+    assert np.array_equal(clean[outside], aug.degraded[outside])
+    assert aug.description  # degraded.txt
     for arr, shape in ((aug.degraded_camera, (81, 4, 4)), (aug.degraded_intrinsics, (81, 3, 3))):
         assert arr is None or (arr.shape == shape and arr.dtype == np.float32)

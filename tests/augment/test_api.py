@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from schemas.config import AugmentConfig, ExitEntryConfig
+from schemas.config import AugmentConfig
 from schemas.graph import InterruptionKind, NodeRole
 from tasks.augment import FALLBACKS, KINDS, applicable, augment, choose_kind
 from tests.augment.conftest import check_common
@@ -37,35 +37,34 @@ def test_choose_kind_follows_weights_and_is_deterministic(tiny_window):
     assert choose_kind(tiny_window, config, 5, None) == choose_kind(tiny_window, config, 5, None)
 
 
-def test_none_is_a_clean_control(static_window):
+def test_none_is_a_clean_control_with_full_visibility(static_window):
     aug = augment(static_window, "none", AugmentConfig(), seed=0)
-    assert aug.kind is InterruptionKind.none and aug.degraded is None
+    assert aug.kind is InterruptionKind.none and aug.degraded is None and aug.description == ""
     assert aug.degraded_camera is None and aug.degraded_intrinsics is None and aug.fallback_from is None
     assert aug.graph.roles() == [NodeRole.anchor] + [NodeRole.context] * 6
-    assert aug.graph.interruption.start_frame is None
-    state = static_window.truth.state
-    assert np.allclose(aug.graph.per_frame["event_state"], state, atol=1e-5)
+    assert aug.graph.per_frame["event_visibility"] == [1.0] * 81
+    assert np.allclose(aug.graph.per_frame["event_state"], static_window.truth.state, atol=1e-5)
 
 
-def test_fallback_when_exit_entry_has_no_subject(bare_window):
+def test_no_dynamic_region_falls_back_to_a_full_frame_occluder(bare_window):
+    """Nothing known moves: no view is known to leave the event, so exit_entry, camera_loop and zoom each record
+    why not, and a full-frame occluder hides the whole frame."""
     config = AugmentConfig()
-    reason = applicable("exit_entry", bare_window, config)
-    assert reason is not None and "subject" in reason
+    assert "subject" in applicable("exit_entry", bare_window, config)
     aug = augment(bare_window, "exit_entry", config, seed=0)
-    assert aug.fallback_from == "exit_entry"
-    assert aug.kind.value == FALLBACKS["exit_entry"][0] == "camera_loop"
-    assert aug.params["fallback"]["from"] == "exit_entry" and "exit_entry" in aug.params["fallback"]["reasons"]
+    assert aug.kind is InterruptionKind.occluder and aug.fallback_from == "exit_entry"
+    reasons = aug.params["fallback"]["reasons"]
+    assert set(reasons) == {"exit_entry", "camera_loop", "zoom"}
+    assert "unknown" in reasons["camera_loop"] and "unknown" in reasons["zoom"]
+    assert aug.params["cover"] == "full_frame"
     check_common(aug, bare_window)
-    # no geometry: a crop-window loop, with no camera claimed
-    assert aug.params["mode"] == "crop" and aug.degraded_camera is None and aug.degraded_intrinsics is None
 
 
 def test_fallback_skips_zero_weight_families(tiny_window):
     bare = replace(tiny_window, dynamic_box=None)
-    config = AugmentConfig(mixture={"exit_entry": 1.0, "occluder": 1.0}, exit_entry=ExitEntryConfig())
-    assert applicable("exit_entry", bare, config) is not None and applicable("camera_loop", bare, config) is None
+    config = AugmentConfig(mixture={"exit_entry": 1.0, "light_toggle": 1.0})
     aug = augment(bare, "exit_entry", config, seed=0)
-    assert aug.kind is InterruptionKind.occluder and aug.fallback_from == "exit_entry"
+    assert aug.kind is InterruptionKind.light_toggle and aug.fallback_from == "exit_entry"
 
 
 @pytest.mark.parametrize("kind", KINDS[1:])
@@ -73,24 +72,23 @@ def test_same_seed_same_output_and_json_params(tiny_window, kind):
     a = augment(tiny_window, kind, AugmentConfig(), seed=3)
     b = augment(tiny_window, kind, AugmentConfig(), seed=3)
     check_common(a, tiny_window)
+    assert a.kind.value == kind  # the small box on the left lets every family hide it
     assert np.array_equal(a.degraded, b.degraded)
     assert a.graph == b.graph and a.params == b.params and a.fallback_from == b.fallback_from
     json.dumps(a.params)
     json.dumps(a.graph.model_dump(mode="json"))
 
 
-@pytest.mark.parametrize("kind", ["light_toggle", "occluder", "zoom", "camera_loop", "exit_entry"])
-def test_interruption_always_fits_between_anchor_and_recovery_chunks(tiny_window, kind):
+@pytest.mark.parametrize("kind", ["light_toggle", "occluder", "zoom", "camera_loop"])
+def test_every_seed_hides_a_whole_chunk_between_anchor_and_recovery(tiny_window, kind):
     seen = set()
-    for seed in range(25):
+    for seed in range(12):
         aug = augment(tiny_window, kind, AugmentConfig(), seed=seed)
         check_common(aug, tiny_window)
         assert aug.kind.value == kind
         seen.add((aug.graph.interruption.start_frame, aug.graph.interruption.end_frame))
-    assert len(seen) > 5  # the seed moves the interval
+    assert len(seen) >= 3  # the seed moves the interval
 
 
-def test_different_seeds_differ(tiny_window):
-    a = augment(tiny_window, "light_toggle", AugmentConfig(), seed=0)
-    b = augment(tiny_window, "light_toggle", AugmentConfig(), seed=1)
-    assert a.params != b.params
+def test_fallback_order_is_view_moving_first():
+    assert FALLBACKS["exit_entry"][0] == "camera_loop" and FALLBACKS["occluder"] == ("light_toggle",)

@@ -18,13 +18,16 @@ def _upscale(frames: np.ndarray) -> np.ndarray:
     return np.stack([cv2.resize(f, (832, 480)) for f in frames])
 
 
+PYSCENEDETECT = SceneCutConfig(detector="adaptive")  # TransNetV2, the default, is tested in tests/prefilter/
+
+
 def test_cuts_found_at_shot_boundaries():
-    cuts = find_cuts(montage(40, 3, height=180, width=320), 16.0, SceneCutConfig())
+    cuts = find_cuts(montage(40, 3, height=180, width=320), 16.0, PYSCENEDETECT)
     assert cuts == [40, 80]
 
 
 def test_no_cut_in_a_continuous_shot():
-    assert find_cuts(scene_frames(90, height=180, width=320, shift=3), 16.0, SceneCutConfig()) == []
+    assert find_cuts(scene_frames(90, height=180, width=320, shift=3), 16.0, PYSCENEDETECT) == []
 
 
 def test_window_starts_reject_and_split_policies():

@@ -89,7 +89,7 @@ def test_arrow_schema_is_generated_from_the_model():
 
 
 def test_entries_are_plain_types_only():
-    assert all(ext.endswith((".mp4", ".json", ".npy")) or ext in ("mp4", "txt") for ext in ENTRIES)
+    assert all(ext.endswith((".mp4", ".json", ".npy", ".txt")) or ext in ("mp4", "txt") for ext in ENTRIES)
     assert ENTRIES["camera.npy"].shape == (81, 4, 4) and ENTRIES["depth.npy"].dtype == "float16"
     assert np.dtype(ENTRIES["intrinsics.npy"].dtype) == np.float32
 

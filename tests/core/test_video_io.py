@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 import threading
+from fractions import Fraction
 
+import av
 import numpy as np
 import pytest
 
@@ -20,10 +22,51 @@ def test_resample_to_constant_16fps_and_cover_crop(tmp_path):
     assert video.scale == pytest.approx(480 / 360) and video.crop_xy == (10.0, 0.0)
 
 
+# Variable frame rate: source frames at these known times (ms), each frame showing its own index as 8 bit bands.
+VFR_MS = [0, 30, 45, 130, 170, 181, 260, 410, 425, 440, 520, 610, 650, 700, 790, 905, 960, 1010, 1130, 1190, 1240]
+
+
+def _index_frame(index: int) -> np.ndarray:
+    frame = np.zeros((480, 832, 3), np.uint8)
+    for bit in range(8):
+        if index >> bit & 1:
+            frame[:, bit * 104:(bit + 1) * 104] = 255
+    return frame
+
+
+def _read_index(frame: np.ndarray) -> int:
+    bands = frame[200:280].reshape(80, 8, 104, 3)[:, :, 20:84].mean(axis=(0, 2, 3))
+    return sum(1 << bit for bit in range(8) if bands[bit] > 127)
+
+
+def _write_vfr(path):
+    """An MKV whose frames carry exactly the timestamps VFR_MS (a 1 ms time base, as phones write)."""
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 832, 480, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for index, t_ms in enumerate(VFR_MS):
+            frame = av.VideoFrame.from_ndarray(_index_frame(index), format="rgb24")
+            frame.pts, frame.time_base = t_ms, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
 def test_variable_frame_rate_is_resampled_by_timestamp(tmp_path):
-    path = write_video(tmp_path / "vfr.mkv", scene_frames(120), fps=30, pts_jitter=True)
-    video = decode_normalised(path)
-    assert abs(len(video.frames) - round(video.duration_s * 16)) <= 1
+    with av.open(str(_write_vfr(tmp_path / "vfr.mkv"))) as container:  # the file holds the intended times
+        written = sorted(round(float(f.pts * f.time_base) * 1000) for f in container.decode(video=0))
+    assert written == VFR_MS
+    video = decode_normalised(tmp_path / "vfr.mkv")
+    shown = [_read_index(f) for f in video.frames]
+    times = np.array(VFR_MS) / 1000
+    determined = int(times[-1] * 16) + 1  # the slots up to the last timestamp: fixed by the timestamps alone
+    assert determined <= len(shown) <= determined + 2, len(shown)
+    for k in range(determined):  # each 16 fps slot shows the source frame nearest to it in time
+        distance = np.abs(times - k / 16)
+        nearest = set(np.flatnonzero(np.isclose(distance, distance.min())))
+        assert shown[k] in nearest, f"slot {k} ({k / 16:.4f} s) shows frame {shown[k]}, nearest is {nearest}"
+    assert set(shown[determined:]) <= {len(VFR_MS) - 1}  # then only the last frame, for its display time
 
 
 def test_resize_cover_crop_geometry():

@@ -8,7 +8,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import subprocess
 import tarfile
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +63,10 @@ def shard_contents(out: Path) -> dict[str, dict[str, bytes]]:
                     meta = json.loads(data)
                     meta.pop("run_id", None)
                     data = json.dumps(meta, sort_keys=True).encode()
+                if ext == "checksums.json":  # holds meta.json's digest, hence its run_id
+                    sums = json.loads(data)
+                    sums["sha256"].pop("meta.json", None)
+                    data = json.dumps(sums, sort_keys=True).encode()
                 member = contents.setdefault(key, {})
                 assert ext not in member, f"duplicate member {info.name} (key packed twice)"
                 member[ext] = data
@@ -71,7 +79,12 @@ def shards_files(out: Path) -> list[str]:
 
 def assert_same_output(out: Path, reference: Path) -> None:
     """The run at ``out`` produced what the reference did: rows, keys, member bytes; shards/ holds only tars."""
-    assert manifest_rows(out) == manifest_rows(reference)
+    got_rows, want_rows = manifest_rows(out), manifest_rows(reference)
+    assert len(got_rows) == len(want_rows), (len(got_rows), len(want_rows))
+    for got_row, want_row in zip(got_rows, want_rows):
+        differing = {k: (got_row.get(k), want_row.get(k)) for k in set(got_row) | set(want_row)
+                     if got_row.get(k) != want_row.get(k)}
+        assert not differing, f"manifest row {want_row['clip_id']} w{want_row['window']}: {differing}"
     got, want = shard_contents(out), shard_contents(reference)
     assert sorted(got) == sorted(want), (sorted(set(got) ^ set(want)))
     for key in want:
@@ -117,3 +130,107 @@ def flip_byte(path: Path, offset_fraction: float = 0.5) -> None:
         byte = handle.read(1)
         handle.seek(offset)
         handle.write(bytes([byte[0] ^ 0xFF]))
+
+
+BLOCK = 512
+
+
+class TruncatedShard(ValueError):
+    """A tar that is not complete: cut inside a header or payload, or missing its end-of-archive blocks."""
+
+
+def strict_tar_members(data: bytes) -> list[str]:
+    """Member names of a complete tar archive, parsed block by block.
+
+    ``tarfile`` accepts an archive cut at a member boundary as a valid shorter one; this does not: every header's
+    checksum must hold, every payload must be whole, and the archive must end with the two 512-byte zero blocks
+    that a finished writer appends. Raises TruncatedShard otherwise.
+    """
+    names: list[str] = []
+    offset = 0
+    while True:
+        header = data[offset:offset + BLOCK]
+        if len(header) < BLOCK:
+            raise TruncatedShard(f"no end-of-archive marker after {len(names)} members ({len(data)} bytes)")
+        if header == bytes(BLOCK):
+            if data[offset + BLOCK:offset + 2 * BLOCK] != bytes(BLOCK):
+                raise TruncatedShard(f"one zero block at {offset}, not the two of an end-of-archive marker")
+            return names
+        stored = int(header[148:156].strip(b"\0 ") or b"0", 8)
+        if stored != sum(header[:148]) + 8 * 32 + sum(header[156:]):
+            raise TruncatedShard(f"bad header checksum at byte {offset}")
+        name = header[:100].rstrip(b"\0").decode()
+        prefix = header[345:500].rstrip(b"\0").decode() if header[257:262] == b"ustar" else ""
+        size = int(header[124:136].strip(b"\0 ") or b"0", 8)
+        offset += BLOCK + -(-size // BLOCK) * BLOCK
+        if offset > len(data):
+            raise TruncatedShard(f"member {name} is cut short")
+        names.append(f"{prefix}/{name}" if prefix else name)
+
+
+class ShardWatcher(threading.Thread):
+    """Reads every shard visible in ``shards`` again and again while a run goes on. ``seen`` maps each shard
+    name to the member names it had the first time; ``bad`` lists every shard that was ever incomplete or that
+    changed after it became visible."""
+
+    def __init__(self, shards: Path, interval: float = 0.05):
+        super().__init__(daemon=True)
+        self.shards, self.interval = Path(shards), interval
+        self.bad: list[str] = []
+        self.seen: dict[str, list[str]] = {}
+        self.reads = 0
+        self.stop = threading.Event()
+        self._stat: dict[str, tuple[int, int, int]] = {}
+
+    def check(self, path: Path) -> None:
+        """Parse ``path`` unless it is the very file (inode, size, mtime) already parsed."""
+        try:
+            with open(path, "rb") as handle:
+                st = os.fstat(handle.fileno())
+                signature = (st.st_ino, st.st_size, st.st_mtime_ns)
+                if self._stat.get(path.name) == signature:
+                    return
+                data = handle.read()
+        except (FileNotFoundError, IsADirectoryError):
+            return
+        self._stat[path.name] = signature
+        self.reads += 1
+        try:
+            names = strict_tar_members(data)
+        except (TruncatedShard, UnicodeDecodeError) as exc:
+            self.bad.append(f"{path.name}: {exc}")
+            return
+        first = self.seen.setdefault(path.name, names)
+        if first != names:
+            self.bad.append(f"{path.name}: changed after it became visible ({len(first)} -> {len(names)} members)")
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            if self.shards.is_dir():
+                for path in sorted(self.shards.iterdir()):
+                    self.check(path)
+            time.sleep(self.interval)
+
+
+def prefect_env() -> dict[str, str]:
+    """The environment for a CLI subprocess: this session's Prefect server (no ephemeral one per process)."""
+    from prefect.settings import get_current_settings
+
+    env = dict(os.environ)
+    env["PREFECT_API_URL"] = str(get_current_settings().api.url)
+    return env
+
+
+def kill_when(proc: subprocess.Popen, condition, timeout: float = 600) -> None:
+    """SIGKILL ``proc`` as soon as ``condition()`` holds (polled every 20 ms); fail if it never does."""
+    import pytest
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if condition():
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            return
+        time.sleep(0.02)
+    stderr = proc.stderr.read().decode(errors="replace")[-3000:] if proc.stderr and proc.poll() is not None else ""
+    pytest.fail(f"the kill point was never reached (exit {proc.poll()}) {stderr}")

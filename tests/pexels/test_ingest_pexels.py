@@ -339,7 +339,9 @@ def test_ingest_refuses_without_permission(prefect_server: None, make_server: Ma
     code = main(["ingest", "--source", f"pexels:{t.event_id}", "--out", str(tmp_path / "out-cli"),
                  "--config", str(cfg)])
     err = capsys.readouterr().err
-    assert code != 0 and "PexelsPermissionError" in err and "--pexels-permission-confirmed" in err
+    # The CLI refuses in its preflight, before any engine starts: one line, naming the flag that confirms it.
+    assert code != 0 and "permission not confirmed" in err and "--pexels-permission-confirmed" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert server.log == [] and server.api_requests == 0 and not server.file_requests  # no request was sent
 
 

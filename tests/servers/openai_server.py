@@ -31,6 +31,47 @@ class RecordedRequest:
     body: dict[str, Any]
     has_auth: bool
     received_at: float = field(default_factory=time.monotonic)
+    num_videos: int = 0
+
+
+@dataclass
+class ReceivedVideo:
+    """A ``video_url`` part as the server decoded it: what a vLLM server would hand its processor."""
+
+    frames: Any  # (T,H,W,3) uint8 RGB
+    fps: float  # the container's constant frame rate
+    times_s: list[float]  # presentation time of every frame
+    media_type: str
+
+
+def decode_videos(body: dict[str, Any]) -> list[ReceivedVideo]:
+    """Every ``data:video/...;base64`` part of a request body, decoded with PyAV (every frame, no sampling)."""
+    import base64
+    import io
+
+    import av
+    import numpy as np
+
+    out = []
+    for message in body.get("messages") or []:
+        content = message.get("content")
+        for part in content if isinstance(content, list) else []:
+            if not isinstance(part, dict) or part.get("type") != "video_url":
+                continue
+            url = part["video_url"]["url"]
+            header, data = url.split(",", 1)
+            with av.open(io.BytesIO(base64.b64decode(data))) as container:
+                stream = container.streams.video[0]
+                frames = list(container.decode(stream))
+                out.append(ReceivedVideo(np.stack([f.to_ndarray(format="rgb24") for f in frames]),
+                                         float(stream.average_rate), [float(f.time) for f in frames],
+                                         header.split(":", 1)[1].split(";", 1)[0]))
+    return out
+
+
+def count_videos(messages: list[dict[str, Any]]) -> int:
+    return sum(1 for message in messages if isinstance(message.get("content"), list)
+               for part in message["content"] if isinstance(part, dict) and part.get("type") == "video_url")
 
 
 Script = list["Reply | str"] | Callable[[dict[str, Any]], "Reply | str"]
@@ -92,7 +133,7 @@ class ScriptedOpenAIServer:
                 with server._lock:
                     server.requests.append(RecordedRequest(
                         self.path, str(body.get("model", "")), count_images(messages), messages, body,
-                        bool(self.headers.get("Authorization"))))
+                        bool(self.headers.get("Authorization")), num_videos=count_videos(messages)))
                 if not self.path.rstrip("/").endswith("/chat/completions"):
                     self._send(404, json.dumps({"error": "not found"}))
                     return

@@ -10,7 +10,7 @@ import webdataset as wds
 
 from training.config import load_train_config
 from training.data import MixtureSampler, decode_latent_row, shard_paths
-from training.encode import encode_shards
+from training.encode import encode_shards, encode_text_cache
 from training.heatmap import kv_importance
 from training.loop import load_checkpoint, train_loop
 from training.model.wan_causal import build_model
@@ -37,7 +37,8 @@ def test_loss_falls_and_checkpoint_restores(tiny_shards: Path, tmp_path: Path) -
             for p in directory.iterdir():
                 (tmp_path / "ckpt" / p.name).write_bytes(p.read_bytes())
 
-    last = train_loop(cfg, tmp_path, _rows(tiny_shards, cfg), torch.device("cpu"), report=report)
+    text_dir = encode_text_cache(tiny_shards, cfg, use_ray=False)
+    last = train_loop(cfg, tmp_path, _rows(tiny_shards, cfg), torch.device("cpu"), report=report, text_dir=text_dir)
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(1, 81)) and last["step"] == 80
     assert {"step", "loss", "regime", "loss_flow", "loss_delta", "delta_weight"} <= set(records[0])
@@ -47,7 +48,9 @@ def test_loss_falls_and_checkpoint_restores(tiny_shards: Path, tmp_path: Path) -
     assert losses[-20:].mean() < 0.8 * losses[:20].mean()
     assert all(r["delta_weight"] == 0.0 for r in records[:40]) and all(r["delta_weight"] > 0 for r in records[40:])
     assert [m["step"] for m, _ in reports] == [40, 80]
-    assert reports[0][1] == ["model.safetensors", "optim.pt", "state.json"]
+    assert reports[0][1] == ["config.json", "diffusion_pytorch_model.safetensors", "optim.pt", "remind.json",
+                             "state.json"]
+    assert 0 < sum(r["text_dropped"] for r in records) < len(records)  # CFG dropout at text.cfg_dropout
     assert (tmp_path / "heatmaps" / "kv_importance_000080.png").stat().st_size > 0
 
     model = build_model(cfg.model, torch.device("cpu"), seed=123)

@@ -1,14 +1,12 @@
 """Test data builders for the VLM tests."""
 from __future__ import annotations
 
-import base64
-import io
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from tasks.records import SourceItem, Window
+from tests.servers.openai_server import decode_videos
 
 
 def make_windows(count: int, shape: tuple[int, int, int] = (9, 48, 80), seed: int = 0) -> list[Window]:
@@ -20,7 +18,6 @@ def make_windows(count: int, shape: tuple[int, int, int] = (9, 48, 80), seed: in
 
 
 def first_frame_level(body: dict[str, Any]) -> float:
-    """Mean brightness (0..1) of the first image a request carries."""
-    part = next(p for p in body["messages"][1]["content"] if p["type"] == "image_url")
-    data = base64.b64decode(part["image_url"]["url"].split("base64,", 1)[1])
-    return float(np.asarray(Image.open(io.BytesIO(data))).mean()) / 255
+    """Mean brightness (0..1) of the first frame of the video a request carries."""
+    [video] = decode_videos(body)
+    return float(video.frames[0].mean()) / 255

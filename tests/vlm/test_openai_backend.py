@@ -12,7 +12,7 @@ from tasks.records import Window
 from tasks.vlm.backends import make_backend
 from tasks.vlm.judge import judge_windows
 from tasks.vlm.openai_backend import OpenAIBackend
-from tasks.vlm.prompts import EventCatalog
+from tasks.vlm.prompts import PROMPT_VERSION, EventCatalog
 from tests.servers.openai_server import Reply, ScriptedOpenAIServer
 from tests.vlm.helpers import first_frame_level, make_windows
 
@@ -51,12 +51,12 @@ def test_valid_answer_is_accepted_with_scores(windows: Callable[..., list[Window
         [judgement] = judge_windows([window], backend_for(cfg), cfg, catalog)
     assert judgement.decision == "accepted" and judgement.reason is None and judgement.attempts == 1
     assert judgement.verdict is not None and judgement.verdict.spatial_occupancy == 0.5
-    assert (judgement.backend, judgement.model, judgement.prompt_version) == ("openai", MODEL, "judge-v1")
+    assert (judgement.backend, judgement.model, judgement.prompt_version) == ("openai", MODEL, PROMPT_VERSION)
     assert window.vlm == judgement.model_dump(mode="json")
     assert window.caption == judgement.verdict.caption and window.tags == [event_id]
     [request] = server.requests
-    assert request.model == MODEL and request.num_images == cfg.num_frames
-    assert request.body["temperature"] == 0 and "response_format" not in request.body
+    assert request.model == MODEL and (request.num_images, request.num_videos) == (0, 1)
+    assert request.body["temperature"] == 0 and request.body["response_format"]["type"] == "json_schema"
     assert request.messages[0]["role"] == "system"
 
 
@@ -83,7 +83,7 @@ def test_invalid_twice_is_unparseable_after_one_retry(windows: Callable[..., lis
     assert retry[-2] == {"role": "assistant", "content": "I think it is a cat."}
     assert retry[-1]["content"].startswith("Your previous answer was not valid JSON matching the schema: no JSON")
     assert retry[-1]["content"].endswith("Answer with only the JSON object.")
-    assert server.requests[1].num_images == cfg.num_frames
+    assert server.requests[1].num_videos == 1
 
 
 def test_retry_can_recover(windows: Callable[..., list[Window]], catalog: EventCatalog,
@@ -171,7 +171,7 @@ def test_concurrent_batches_keep_order_and_key_is_sent_not_logged(
         else:
             assert judgement.decision == "failed" and "HTTP 503" in (judgement.reason or "")
     assert all(r.has_auth for r in server.requests) and len(server.requests) == len(levels)
-    assert all(r.body["response_format"] == {"type": "json_object"} for r in server.requests)
+    assert all(r.body["response_format"]["type"] == "json_schema" for r in server.requests)
     assert secret not in caplog.text and secret not in repr(backend)
     assert all(secret not in j.model_dump_json() for j in judgements)
     assert backend.usage.requests == len(levels) and backend.usage.failures == 2

@@ -17,7 +17,7 @@ def test_registry_selects_by_version() -> None:
 def test_prompt_lists_every_id_and_asks_for_the_exact_fields(taxonomy: Taxonomy, catalog: EventCatalog) -> None:
     system, user = get_prompt(PROMPT_VERSION).build(catalog, 8, 81 / 16)
     assert system.role == "system" and "expert video reviewer" in system.text
-    assert user.role == "user" and "8 images" in user.text and "5.06-second" in user.text
+    assert user.role == "user" and "8 frames" in user.text and "5.06-second" in user.text
     for event_id in taxonomy.ids():
         assert f"- {event_id}: {taxonomy.by_id(event_id).name}\n" in user.text + "\n"
     for group, guide in GROUP_CAPTION_GUIDE.items():

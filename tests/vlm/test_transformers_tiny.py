@@ -38,8 +38,10 @@ def tiny_config(bundle: Path, **overrides: object) -> VLMConfig:
 
 
 def assert_consistent(judgement: VLMJudgement, catalog: EventCatalog) -> None:
-    """Whatever the random model said, the judgement must follow from its raw answer."""
-    assert judgement.decision in ("accepted", "rejected")
+    """Whatever the random model said, the judgement must follow from its raw answer, and junk never passes: a
+    random-weight model's answer is never accepted."""
+    assert judgement.decision == "rejected" and not judgement.accepted, (judgement.decision, judgement.reason,
+                                                                           judgement.raw_excerpt)
     assert judgement.attempts in (1, 2)
     try:
         parse_verdict(judgement.raw_excerpt, catalog.ids())

@@ -60,7 +60,8 @@ def test_openai_backend_in_the_flow_scores_reach_manifest_and_meta(prefect_serve
         meta = json.loads(tar.extractfile(f"{accepted.key}.meta.json").read())
         caption = tar.extractfile(f"{accepted.key}.txt").read().decode()
     assert meta["vlm"]["decision"] == "accepted" and meta["vlm"]["model"] == "served-qwen3-vl"
-    assert meta["vlm"]["prompt_version"] == "judge-v1" and caption == accepted.caption
+    assert meta["vlm"]["prompt_version"] == "judge-v2" and caption == accepted.caption
+    assert meta["caption_source"] == "vlm" and meta["vlm"]["event_types"]["vlm"] == "container_filling"
     report = (tmp_path / "out" / "report.md").read_text()  # the stratified audit: one stratum per decision/reason
     assert "VLM audit" in report and "vlm_low_spatial_occupancy" in report and "vlm_error" in report
     assert f"previews/vlm/{accepted.clip_id}-w00.jpg" in report

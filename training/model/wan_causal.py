@@ -7,7 +7,10 @@ keys. Per-chunk timesteps use the stock per-token timestep path (timestep of sha
 """
 from __future__ import annotations
 
+import json
+from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from diffusers import WanTransformer3DModel
@@ -19,6 +22,9 @@ from training.model.kv_cache import KVCache
 from training.model.pm_rope import CameraResidual, PhaseMLP
 
 NEW_PARAMETER_MARK = ".pm_"
+WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"  # diffusers' file name: from_pretrained finds it
+REMIND_CONFIG = "remind.json"  # the PM-RoPE config of a checkpoint
+MASK_CACHE_SIZE = 64
 
 
 @dataclass
@@ -54,6 +60,7 @@ class ContextRope(nn.Module):
         self.base = base  # WanRotaryPosEmbed: its tables are non-persistent buffers, so no new state-dict keys
         self.backend = backend
         self.pending: CausalContext | None = None
+        self.masks: OrderedDict[tuple, object] = OrderedDict()  # sequence layout -> mask, built once per layout
 
     def forward(self, hidden_states: torch.Tensor) -> RotaryContext:
         _, _, num_frames, height, width = hidden_states.shape
@@ -89,18 +96,39 @@ class ContextRope(nn.Module):
             cache=ctx.cache, write_cache=ctx.write_cache, recorder=ctx.recorder)
 
     def _mask(self, causal: bool, token_slots: torch.Tensor, key_slots: torch.Tensor) -> object:
-        """None when every query sees every key; else a dense boolean mask or a flex-attention BlockMask."""
+        """None when every query sees every key; else a dense boolean mask or a flex-attention BlockMask.
+
+        Masks are cached by sequence layout (the slots of queries and keys): a training step or a denoising step
+        with a layout seen before reuses its mask instead of building it again.
+        """
         if not causal or int(key_slots.max()) <= int(token_slots.min()):
             return None
+        key = (self.backend, str(token_slots.device), _runs(token_slots), _runs(key_slots))
+        if key in self.masks:
+            self.masks.move_to_end(key)
+            return self.masks[key]
         if self.backend == "flex":
             from torch.nn.attention.flex_attention import create_block_mask
 
-            def chunk_causal(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
-                return key_slots[kv] <= token_slots[q]
+            q_slots, kv_slots = token_slots.clone(), key_slots.clone()
 
-            return create_block_mask(chunk_causal, None, None, len(token_slots), len(key_slots),
-                                     device=str(token_slots.device))
-        return (key_slots[None, :] <= token_slots[:, None])[None, None]
+            def chunk_causal(b: torch.Tensor, h: torch.Tensor, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+                return kv_slots[kv] <= q_slots[q]
+
+            mask: object = create_block_mask(chunk_causal, None, None, len(token_slots), len(key_slots),
+                                             device=str(token_slots.device))
+        else:
+            mask = (key_slots[None, :] <= token_slots[:, None])[None, None]
+        self.masks[key] = mask
+        if len(self.masks) > MASK_CACHE_SIZE:
+            self.masks.popitem(last=False)
+        return mask
+
+
+def _runs(slots: torch.Tensor) -> tuple[tuple[int, int], ...]:
+    """Run-length encoding (value, count) of a slot vector: a small hashable key of the layout."""
+    values, counts = torch.unique_consecutive(slots, return_counts=True)
+    return tuple(zip(values.tolist(), counts.tolist()))
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
@@ -171,3 +199,33 @@ def build_model(cfg: ModelConfig, device: torch.device, seed: int = 0) -> WanTra
     if cfg.gradient_checkpointing:
         model.enable_gradient_checkpointing()
     return model
+
+
+def checkpoint_weights(directory: Path) -> Path:
+    """The weights file of a checkpoint folder (the diffusers name; ``model.safetensors`` in older runs)."""
+    for name in (WEIGHTS_NAME, "model.safetensors"):
+        if (Path(directory) / name).exists():
+            return Path(directory) / name
+    raise FileNotFoundError(f"no model weights in {directory}")
+
+
+def load_remind_transformer(directory: Path, device: torch.device | str = "cpu", backend: str = "auto",
+                            dtype: torch.dtype = torch.float32) -> WanTransformer3DModel:
+    """A training checkpoint as a model: stock Wan through ``from_pretrained``, extended with the PM-RoPE config
+    the checkpoint records, then every key (stock and ``pm_*``) loaded strictly from the same file."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    pm = PMRoPEConfig.model_validate(json.loads((directory / REMIND_CONFIG).read_text())["pm_rope"])
+    from diffusers.utils import logging as diffusers_logging
+
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # the pm_* keys it skips are loaded just below
+    try:
+        model = WanTransformer3DModel.from_pretrained(str(directory), torch_dtype=dtype)
+    finally:
+        diffusers_logging.set_verbosity(verbosity)
+    device = torch.device(device)
+    model = attach_remind(model.to(device), pm, resolve_backend(backend, device))
+    model.load_state_dict(load_file(str(checkpoint_weights(directory)), device=str(device)), strict=True)
+    return model.eval()

@@ -1,0 +1,271 @@
+"""Checks of a command's arguments before any engine starts: paths, source specs, credentials and configs.
+
+A user mistake is one line on stderr and a non-zero exit, within a second or two, with no traceback and without
+starting Prefect or Ray (``REMIND_DEBUG=1`` shows tracebacks). ``cli.main`` calls :func:`preflight` right after
+parsing. Source specs are parsed by the source resolver's own parser (``SourceSpec.parse``), so a new source kind
+needs no change here; a kind whose argument is a path (``local:DIR``, or any ``KIND:/abs/path`` / ``KIND:./rel``)
+must name something that exists, and a ``SourceSpec.preflight()`` method, when the resolver defines one, runs too.
+Secrets are only checked for presence, never printed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+
+class UsageError(Exception):
+    """A mistake the person running the command can fix; its message is the whole one-line answer."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``PROG: error: MESSAGE (see PROG --help)``), exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", str(text)).strip()
+
+
+def _describe(exc: Exception) -> str:
+    """One line for a config loading error: pydantic's per-field errors as ``a.b: message``, YAML's position."""
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        try:
+            parts = [f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in errors()]
+        except Exception:  # not pydantic's errors(): fall back to the message
+            parts = []
+        if parts:
+            return "; ".join(one_line(p) for p in parts)
+    return one_line(str(exc)) or type(exc).__name__
+
+
+# -- paths ---------------------------------------------------------------------------------------------------------
+def _given(path: str | None, what: str) -> Path:
+    if not path:
+        raise UsageError(f"{what} is empty")
+    return Path(path).expanduser()
+
+
+def existing(path: str | None, what: str, kind: str = "any") -> Path:
+    """``path`` exists (as a file or folder when ``kind`` says so) and is readable."""
+    p = _given(path, what)
+    if not p.exists():
+        raise UsageError(f"{what} not found: {path}")
+    if kind == "file" and not p.is_file():
+        raise UsageError(f"{what} is not a file: {path}")
+    if kind == "dir" and not p.is_dir():
+        raise UsageError(f"{what} is not a folder: {path}")
+    if not os.access(p, os.R_OK):
+        raise UsageError(f"{what} is not readable: {path}")
+    return p
+
+
+def writable_dir(path: str | None, what: str) -> Path:
+    """``path`` is a folder, or can be created: its nearest existing ancestor is a writable folder."""
+    p = _given(path, what)
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{what} exists and is not a folder: {path}")
+    probe = p
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"{what} cannot be created: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} is not writable: {probe}")
+    return p
+
+
+def writable_file(path: str | None, what: str) -> Path:
+    """A file that will be written: its folder exists or can be created, and it is not a folder itself."""
+    p = _given(path, what)
+    if p.is_dir():
+        raise UsageError(f"{what} is a folder, expected a file name: {path}")
+    writable_dir(str(p.parent), f"the folder of {what}")
+    return p
+
+
+# -- configs -------------------------------------------------------------------------------------------------------
+def run_config(path: str | None, overrides: dict[str, Any] | None = None) -> Any:
+    """The pipeline config (defaults + file), or a one-line UsageError naming the file and the bad keys."""
+    from schemas.config import load_config
+
+    if path is not None:
+        existing(path, "config file", "file")
+    try:
+        return load_config(path, overrides)
+    except Exception as exc:  # YAML syntax, unknown keys, wrong types: all the user's to fix
+        raise UsageError(f"invalid config {path or '(defaults)'}: {_describe(exc)}") from exc
+
+
+def train_config(path: str | None) -> Any:
+    from training.config import load_train_config
+
+    if path is not None:
+        existing(path, "training config", "file")
+    try:
+        return load_train_config(path)
+    except Exception as exc:
+        raise UsageError(f"invalid training config {path or '(defaults)'}: {_describe(exc)}") from exc
+
+
+# -- sources -------------------------------------------------------------------------------------------------------
+def _looks_like_path(arg: str) -> bool:
+    return arg.startswith(("/", "./", "../", "~"))
+
+
+def source(spec: str, config: Any, pexels_permission: bool = False) -> Any:
+    """Parse ``spec`` with the resolver's parser, then check what can be checked without fetching anything."""
+    from tasks.sources.resolve import SourceSpec
+
+    try:
+        parsed = SourceSpec.parse(spec)
+    except ValueError as exc:
+        raise UsageError(one_line(str(exc))) from exc
+    if parsed.kind == "local":
+        if "://" not in parsed.arg or parsed.arg.startswith("file://"):
+            existing(parsed.arg.removeprefix("file://"), "source folder")
+    elif _looks_like_path(parsed.arg):
+        existing(parsed.arg, f"{parsed.kind} source path")
+    if parsed.kind == "pexels":
+        pexels(config, pexels_permission)
+    check = getattr(parsed, "preflight", None)
+    if callable(check):
+        try:
+            check()
+        except (ValueError, OSError) as exc:
+            raise UsageError(one_line(str(exc))) from exc
+    return parsed
+
+
+def pexels(config: Any, permission: bool) -> None:
+    """Permission confirmed, and a key in the environment or a Secret block named (presence only, never shown)."""
+    from tasks.pexels.errors import PexelsPermissionError
+    from tasks.pexels.license import require_permission
+
+    try:
+        require_permission(config, permission)
+    except PexelsPermissionError as exc:
+        raise UsageError(one_line(str(exc))) from exc
+    cfg = config.pexels
+    if not os.environ.get(cfg.api_key_env, "").strip() and not cfg.secret_block:
+        raise UsageError(f"no Pexels API key: set the environment variable {cfg.api_key_env} or name a Prefect "
+                         "Secret block in pexels.secret_block")
+
+
+# -- per command ---------------------------------------------------------------------------------------------------
+def _ray_overrides(address: str | None) -> dict[str, Any] | None:
+    return {"ray": {"enabled": True, "address": "" if address == "local" else address}} if address else None
+
+
+def _ingest(a: argparse.Namespace) -> None:
+    config = run_config(a.config, _ray_overrides(a.ray_address))
+    writable_dir(a.out, "--out")
+    source(a.source, config, a.pexels_permission_confirmed)
+
+
+def _demo(a: argparse.Namespace) -> None:
+    if a.clips < 1:
+        raise UsageError(f"--clips must be at least 1, got {a.clips}")
+    run_config(a.config)
+    writable_dir(a.out, "--out")
+
+
+def _validate(a: argparse.Namespace) -> None:
+    existing(a.path, "shard, shard folder or ingest output")
+
+
+def _regenerate(a: argparse.Namespace) -> None:
+    parent = existing(a.from_, "--from (a finished ingest output)", "dir")
+    if not (parent / "run.json").is_file():
+        raise UsageError(f"--from {a.from_} is not an ingest output (no run.json)")
+    run_config(a.config)
+    writable_dir(a.out, "--out")
+
+
+def _preview(a: argparse.Namespace) -> None:
+    shard, _, _ = a.target.partition(":")
+    existing(shard, "shard", "file")
+    writable_file(a.out, "--out")
+
+
+def _config_show(a: argparse.Namespace) -> None:
+    run_config(a.config)
+
+
+def _plan_pexels(a: argparse.Namespace) -> None:
+    run_config(a.config)
+
+
+def _shards(path: str) -> None:
+    folder = existing(path, "--shards", "dir")
+    if not any(folder.glob("*.tar")):  # training.data lists the folder's own *.tar, not sub-folders
+        raise UsageError(f"--shards {path} holds no .tar shard (give the shards/ folder of an ingest output)")
+
+
+def _train(a: argparse.Namespace) -> None:
+    _shards(a.shards)
+    train_config(a.config)
+    writable_dir(a.out, "--out")
+    if a.max_steps is not None and a.max_steps < 1:
+        raise UsageError(f"--max-steps must be at least 1, got {a.max_steps}")
+
+
+def _encode(a: argparse.Namespace) -> None:
+    _shards(a.shards)
+    train_config(a.config)
+
+
+def _generate(a: argparse.Namespace) -> None:
+    existing(a.checkpoint, "--checkpoint (a train output or checkpoint folder)", "dir")
+    _shards(a.shards)
+    if a.config is not None:
+        existing(a.config, "config file", "file")
+    writable_dir(a.out, "--out")
+    if a.limit is not None and a.limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {a.limit}")
+
+
+def _evaluate(a: argparse.Namespace) -> None:
+    for videos in a.videos:
+        existing(videos, "--videos (a generate output folder)", "dir")
+    if a.config is not None:
+        existing(a.config, "config file", "file")
+    writable_dir(a.out, "--out")
+
+
+def _migrate(a: argparse.Namespace) -> None:
+    existing(a.old, "OLD (a shard, a folder of shards or an ingest output)")
+    writable_dir(a.new, "NEW")
+
+
+def _schema(a: argparse.Namespace) -> None:
+    if a.dir:
+        writable_dir(a.dir, "--dir")
+
+
+CHECKS: dict[str, Callable[[argparse.Namespace], None]] = {
+    "ingest": _ingest, "demo": _demo, "validate": _validate, "regenerate": _regenerate, "preview": _preview,
+    "config": _config_show, "plan-pexels": _plan_pexels, "train": _train, "encode": _encode, "schema": _schema,
+    "generate": _generate, "evaluate": _evaluate, "migrate": _migrate,
+}
+
+
+def preflight(args: argparse.Namespace) -> None:
+    """Run the checks of ``args.command`` (commands without checks pass). Raises UsageError."""
+    check = CHECKS.get(args.command)
+    if check is not None:
+        check(args)
+
+
+def fail(command: str, exc: BaseException) -> int:
+    """Print the one-line error of ``command`` and return the exit status (2)."""
+    message = str(exc) if isinstance(exc, UsageError) else f"{type(exc).__name__}: {exc}"
+    print(f"remind-curate {command}: error: {one_line(message)}", file=sys.stderr)
+    return 2

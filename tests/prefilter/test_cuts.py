@@ -1,0 +1,88 @@
+"""Scene-cut detectors behind one interface: TransNetV2 (packaged weights) by default, PySceneDetect as option and
+fallback, and the lighting check that keeps a light switched off from counting as a cut."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from schemas.config import Config, SceneCutConfig
+from tasks.decode import cut_windows, detect_scene_cuts
+from tasks.prefilter.cuts import Transition, boundary_frames, detect_transitions, same_scene_score
+from tasks.records import SourceItem
+from tasks.stage import Clip
+from tests.media import montage, scene_frames
+
+
+def test_boundary_frames_cover_new_shots_and_soft_transition_starts() -> None:
+    hard, soft = Transition(39, 39), Transition(64, 80)
+    assert boundary_frames([hard, soft], 162) == [40, 64, 81]
+    assert boundary_frames([Transition(161, 161)], 162) == []  # the new shot starts after the last frame
+
+
+def test_transnetv2_finds_the_cuts_of_a_montage_and_none_in_one_shot() -> None:
+    config = SceneCutConfig()
+    assert config.detector == "transnetv2"
+    frames = montage(16, 3, height=180, width=320)  # <= 50 frames: one TransNetV2 pass (about 3 s on 2 cores)
+    result = detect_transitions(frames, 16.0, config)
+    assert result.detector == "transnetv2" and result.probabilities is not None
+    assert boundary_frames(result.transitions, len(frames)) == [16, 32]
+    assert detect_transitions(scene_frames(48, height=180, width=320, shift=3), 16.0, config).transitions == []
+
+
+def test_a_light_switched_off_is_not_a_cut_but_a_shot_change_is() -> None:
+    still = scene_frames(1, height=180, width=320)[0].astype(np.float32)
+    frames = np.stack([still * (1.0 if i < 30 else 0.35) for i in range(60)]).astype(np.uint8)
+    assert same_scene_score(frames, Transition(29, 29)) > 0.8
+    other = montage(30, 2, height=180, width=320)
+    assert abs(same_scene_score(other, Transition(29, 29))) < 0.3
+    # the content detector sees the light going off as a cut; the check removes it
+    raw = detect_transitions(frames, 16.0, SceneCutConfig(detector="content", threshold=27.0, same_scene_ncc=1.0))
+    assert [t.end + 1 for t in raw.transitions] == [30]
+    assert detect_transitions(frames, 16.0, SceneCutConfig(detector="content", threshold=27.0)).transitions == []
+
+
+def test_pyscenedetect_is_a_config_option() -> None:
+    frames = montage(40, 3, height=180, width=320)
+    for kind in ("adaptive", "content"):
+        result = detect_transitions(frames, 16.0, SceneCutConfig(detector=kind, threshold=3.0 if kind == "adaptive"
+                                                                  else 27.0))
+        assert result.detector == kind and boundary_frames(result.transitions, len(frames)) == [40, 80]
+
+
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine where CUDA cannot load")
+
+
+@NO_CUDA
+def test_fallback_when_transnetv2_cannot_load_is_recorded_or_an_error() -> None:
+    # No GPU here: asking TransNetV2 for CUDA fails to load, a real failure of the configured detector.
+    frames = montage(50, 2, height=180, width=320)
+    config = Config(prefilter={"scene_cut": {"transnet_device": "cuda"}})
+    clip = detect_scene_cuts.fn(Clip(SourceItem("x", "local", "x.mp4"), notes={"frames": frames}), config)
+    assert clip.notes["cut_detector"] == "adaptive" and "TransNetV2 unavailable" in clip.notes["cut_detector_fallback"]
+    assert clip.notes["cuts"] == [50]
+    strict = SceneCutConfig(transnet_device="cuda", fallback="error")
+    with pytest.raises(Exception):
+        detect_transitions(frames, 16.0, strict)
+    clip = detect_scene_cuts.fn(Clip(SourceItem("y", "local", "y.mp4"), notes={"frames": frames}),
+                                Config(prefilter={"scene_cut": strict.model_dump()}))
+    assert clip.outcomes[0].reason == "scene_cut_error"
+
+
+@NO_CUDA
+def test_fallback_marks_the_windows() -> None:
+    frames = scene_frames(90, height=180, width=320)
+    config = Config(prefilter={"scene_cut": {"transnet_device": "cuda"}})
+    clip = detect_scene_cuts.fn(Clip(SourceItem("z", "local", "z.mp4"), notes={"frames": frames}), config)
+    clip = cut_windows.fn(clip, config)
+    assert clip.windows[0].scores["scene_cut_fallback"] == 1.0
+
+
+def test_dissolves_and_fades_are_not_taken_for_light_even_when_only_their_middle_is_marked() -> None:
+    a, b = scene_frames(40, height=180, width=320, seed=1), scene_frames(40, height=180, width=320, seed=2)
+    mix = np.linspace(0.0, 1.0, 16)[:, None, None, None]
+    dissolve = np.concatenate([a[:20], (a[20:36] * (1 - mix) + b[:16] * mix).astype(np.uint8), b[16:]])
+    assert same_scene_score(dissolve, Transition(28, 28)) < 0.3  # a detector marked only the middle frame
+    fade = np.concatenate([(a[:24] * np.linspace(1, 0, 24)[:, None, None, None]).astype(np.uint8),
+                           (b[:24] * np.linspace(0, 1, 24)[:, None, None, None]).astype(np.uint8)])
+    assert same_scene_score(fade, Transition(30, 30)) < 0.3  # the fade-in half alone looks like a light going on
