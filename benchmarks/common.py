@@ -11,15 +11,19 @@ import psutil
 
 
 class PeakRSS(threading.Thread):
-    """Samples the resident memory of this process and its children every 50 ms."""
+    """Samples the resident memory of this process (or of ``pid``) and its children every 50 ms."""
 
-    def __init__(self) -> None:
+    def __init__(self, pid: int | None = None) -> None:
         super().__init__(daemon=True)
         self.peak = 0
+        self.pid = pid
         self._done = threading.Event()
 
     def run(self) -> None:
-        me = psutil.Process()
+        try:
+            me = psutil.Process(self.pid)
+        except psutil.Error:
+            return
         while not self._done.is_set():
             try:
                 rss = me.memory_info().rss + sum(c.memory_info().rss for c in me.children(recursive=True))
@@ -41,10 +45,15 @@ class PeakRSS(threading.Thread):
         return self.peak / 2**20
 
 
-def ffmpeg_floor(sources: list[Path], out_dir: Path, windows: int, crf: int, preset: str) -> tuple[float, float]:
+def ffmpeg_floor(sources: list[Path], out_dir: Path, windows: int, crf: int, preset: str,
+                 keyframes: tuple[int, ...] = ()) -> tuple[float, float]:
     """The ffmpeg CLI alone: decode once -> fps 16 -> scale+crop 832x480 -> one libx264 encode -> 81-frame
-    segments. Returns (seconds, peak RSS MiB of the ffmpeg processes)."""
+    segments. ``keyframes``: frames of each 81-frame window forced to IDR besides its first (the pipeline's
+    chunk keyframes), so both encoders make the same IDR frames and the segments split at every 81st frame.
+    Returns (seconds, peak RSS MiB of the ffmpeg processes)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    forced = [81 * w + k for w in range(windows) for k in (0, *keyframes)]
+    force_expr = "expr:" + "+".join(f"eq(n,{f})" for f in forced)
     started = time.perf_counter()
     peak = 0.0
     for index, source in enumerate(sources):
@@ -52,7 +61,8 @@ def ffmpeg_floor(sources: list[Path], out_dir: Path, windows: int, crf: int, pre
                   .filter("scale", 832, 480, force_original_aspect_ratio="increase").filter("crop", 832, 480)
                   .trim(end_frame=81 * windows).setpts("PTS-STARTPTS"))
         command = (ffmpeg.output(stream, str(out_dir / f"{index:04d}-%03d.mp4"), vcodec="libx264", crf=crf,
-                                 preset=preset, pix_fmt="yuv420p", f="segment", segment_frames=",".join(
+                                 preset=preset, pix_fmt="yuv420p", force_key_frames=force_expr,
+                                 **{"forced-idr": 1}, f="segment", segment_frames=",".join(
                                      str(81 * k) for k in range(1, windows)) or "81", reset_timestamps=1)
                    .overwrite_output().global_args("-loglevel", "error").compile())
         proc = subprocess.Popen(command)

@@ -32,7 +32,7 @@ from tasks.decode import cut_windows, decode_source, detect_scene_cuts
 from tasks.prefilter.cuts import Transition, boundary_frames, detect_transitions, same_scene_score
 from tasks.prefilter.motion import measure_motion
 from tasks.records import SourceItem
-from tasks.stage import Clip
+from tasks.clip import Clip
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELS = ROOT / "tests" / "data" / "real" / "labels.yaml"

@@ -8,7 +8,9 @@ mixture (default: light_toggle, occluder and zoom, so every regenerated sample h
 is the worst case for regenerate). Prints wall seconds of each flow, the speedup, and how many source reads, filter
 calls (scene cuts, motion, VLM), geometry calls and H.264 encodes each made. The counts come from ``UpstreamProbe``:
 counting wrappers installed at module level around the functions that do that work, so a call from any code path
-in this process is seen. The ingest column proves the probes fire; regenerate's must be zero (exit 1 otherwise).
+in this process is seen, a stage's ``setup`` (model loading) included. The ingest column proves the probes fire;
+regenerate's must be zero (exit 1 otherwise). Regenerate runs the ingest stages through the same executor, the
+cached ones passed through: its per-stage table (items, busy seconds) is printed too.
 The Prefect server is started by a warm-up flow before timing, so neither flow pays for it.
 """
 from __future__ import annotations
@@ -33,6 +35,7 @@ PROBES: tuple[tuple[str, str, str], ...] = (
     ("tasks.decode", "decode_normalised", "source_reads"),
     ("tasks.video_io", "decode_normalised", "source_reads"),
     ("tasks.decode", "find_cuts", "filter_calls"),
+    ("tasks.decode", "_detector", "filter_calls"),  # DetectSceneCuts.setup: the cut detector's weights
     ("tasks.prefilter.motion", "measure", "filter_calls"),
     ("tasks.judge", "shared_judge", "filter_calls"),
     ("tasks.vlm.judge", "judge_windows", "filter_calls"),
@@ -40,6 +43,7 @@ PROBES: tuple[tuple[str, str, str], ...] = (
     ("tasks.geometry.stage", "estimate_geometry", "geometry_calls"),
     ("tasks.geometry.base", "make_geometry_backend", "geometry_calls"),
     ("tasks.cameras", "make_geometry_backend", "geometry_calls"),
+    ("tasks.cameras", "_backend", "geometry_calls"),  # EstimateCameras.setup and each window's estimate
     ("tasks.samples", "encode_h264", "encodes"),
 )
 CATEGORIES = ("source_reads", "filter_calls", "geometry_calls", "encodes")
@@ -107,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", help="output folder (default: a temporary folder, removed afterwards)")
     parser.add_argument("--keep", action="store_true", help="keep --work / the temporary folder")
     parser.add_argument("--no-validate", action="store_true", help="skip validating the regenerated shards")
+    parser.add_argument("--workers", default="", help="executor workers of the regenerate run, e.g. build-graph=2")
     args = parser.parse_args(argv)
 
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="bench-regenerate-"))
@@ -126,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     mixture = {k: (1.0 if k in families else 0.0)
                for k in ("none", "camera_loop", "light_toggle", "occluder", "zoom", "exit_entry")}
     override = work / "regenerate.yaml"
-    override.write_text(yaml.safe_dump({"augment": {"mixture": mixture}}))
+    workers = {name: int(n) for name, _, n in (w.partition("=") for w in args.workers.split(",") if w)}
+    override.write_text(yaml.safe_dump({"augment": {"mixture": mixture}, "executor": {"workers": workers}}))
     src, dst = work / "ingest", work / "regenerate"
     shutil.rmtree(src, ignore_errors=True)
     shutil.rmtree(dst, ignore_errors=True)
@@ -148,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
 
     print(f"\n{args.clips} synthetic clips; ingest mixture: default (all six kinds); "
-          f"regenerate mixture: {', '.join(families)}")
+          f"regenerate mixture: {', '.join(families)}; regenerate executor workers: {workers or 'default'}")
     print(f"ingest:     {ingested['status']}  interruptions {ingested['interruptions']}")
     print(f"regenerate: {regenerated['status']}  interruptions {regenerated['interruptions']}")
     rows = [("wall s", f"{ingest_s:.1f}", f"{regen_s:.1f}"),
@@ -160,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, a, b in rows:
         print(f"| {name} | {a} | {b} |")
     print(f"\nspeedup (ingest s / regenerate s): {ingest_s / regen_s:.2f}x")
+    print("\nregenerate, per stage (engine.executor; cached stages pass the clips through):\n"
+          "| stage | items | busy s | busy fraction |\n|---|---:|---:|---:|")
+    for name, m in (regenerated.get("pipeline") or {}).get("stages", {}).items():
+        print(f"| {name} | {m['items']} | {m['busy_s']:.2f} | {m['busy_fraction']:.2f} |")
     if report is not None:
         print(f"validate regenerated output: {report.samples} samples in {report.shards} shards: "
               f"{'OK' if report.ok else f'FAILED ({len(report.problems)} problems)'}")

@@ -1,41 +1,30 @@
-"""The regenerate DAG: parent cache -> (per clip) load cached windows -> new interruptions -> write -> pack ->
-manifest -> previews -> report. No source read, no filter, no VLM, no geometry: see tasks/regenerate.py."""
+"""The regenerate DAG: ingest from the ``cache:OUT`` source. The same stages (``INGEST``) and the same executor;
+each clip's first stage loads its cached windows instead of decoding, and the clip passes through the stages
+whose results are cached (scene cuts, windows, source facts, motion, VLM judge, cameras): see tasks/regenerate.py.
+Then new interruptions -> write (only the degraded clip encoded) -> pack -> manifest -> previews -> report."""
 from __future__ import annotations
 
 import time
 
 from prefect import flow
-from tqdm import tqdm
 
-from tasks.ledger import split_finished
-from tasks.manifest import write_manifest
-from tasks.pack import pack_shards
-from tasks.previews import render_previews
-from tasks.regenerate import load_cached_clip, load_regenerate_config, reading_parent, regenerate_note, \
-    write_regenerated
-from tasks.report import RunStats, write_report
-from tasks.run_setup import accepted_keys, collect_rows, open_output
-from tasks.samples import build_samples
+from engine.run_setup import open_output
+from engine.storage import local_parent
+from flows.ingest import INGEST, curate
+from tasks.regenerate import from_cache, load_regenerate_config, reading_parent, regenerate_note
+from tasks.sources.resolve import list_sources
+
+REGENERATE = from_cache(INGEST)  # INGEST's stages; those whose results are cached load no model for cache records
 
 
 @flow(name="regenerate", log_prints=True)
-def regenerate(source_out: str, out: str, config_path: str | None = None) -> dict:
+def regenerate(source_out: str, out: str, config_path: str | None = None, ray_address: str | None = None) -> dict:
     """Rebuild ``source_out``'s shards under ``out`` with new augmentation settings. Rerunning resumes."""
     started = time.perf_counter()
-    config = load_regenerate_config(source_out, config_path)
+    source_out = local_parent(source_out)  # --from s3://...: its window cache, pulled into a working folder
+    config = load_regenerate_config(source_out, config_path, ray_address)
     with reading_parent(source_out, out) as parent, \
-            open_output(out, config, kind="regenerate", parent=parent.out) as run:
-        work = split_finished(parent.items, run)
-        stats = RunStats(clips_reused=len(work.done_rows), redo_reasons=work.redo_reasons,
-                         source_stats={"parent": str(parent.out), "parent_run": parent.run_id})
-        for item in tqdm(work.todo, desc="clips", unit="clip", disable=None):
-            clip = load_cached_clip(item, parent, run)
-            clip = build_samples(clip, config)
-            stats.add(write_regenerated(clip, parent, run))
-        rows = collect_rows(parent.items, run)
-        packed = pack_shards(run, accepted_keys(rows))
-        rows = write_manifest(run, rows, packed.key_to_shard)
-        stats.previews = render_previews(run, rows)
-        stats.notes.append(regenerate_note(parent))
-        stats.finish(started, packed.new_shards, config)
-        return write_report(run, rows, stats)
+            open_output(out, config, kind="regenerate", parent=parent) as run:
+        listing = list_sources(f"cache:{parent}", config, run.out)
+        return curate(listing, REGENERATE, config, run, started,
+                      notes=(regenerate_note(parent, listing.stats["parent_run"]),))

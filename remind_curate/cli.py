@@ -29,8 +29,12 @@ def _print_summary(summary: dict) -> None:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from engine.startup import boot_prefect_server
+
+    booting = boot_prefect_server()  # Prefect's temporary server boots while the stages are imported
     from flows.ingest import ingest
 
+    booting.join()
     summary = ingest(source=args.source, out=args.out, config_path=args.config,
                      pexels_permission_confirmed=args.pexels_permission_confirmed, ray_address=args.ray_address)
     _print_summary(summary)
@@ -94,7 +98,8 @@ def cmd_plan_pexels(args: argparse.Namespace) -> int:
 def cmd_regenerate(args: argparse.Namespace) -> int:
     from flows.regenerate import regenerate
 
-    _print_summary(regenerate(source_out=args.from_, out=args.out, config_path=args.config))
+    _print_summary(regenerate(source_out=args.from_, out=args.out, config_path=args.config,
+                              ray_address=args.ray_address))
     return 0
 
 
@@ -174,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="curate a source into WebDataset shards (rerun to resume)")
     p.add_argument("--source", required=True, help="local:PATH | synthetic:N | pexels[:TYPE,...] | "
-                   "dl3dv:PATH | openvid:CSV | manifest:FILE")
+                   "dl3dv:PATH | openvid:CSV | manifest:FILE | cache:OUT (= regenerate --from OUT)")
     p.add_argument("--out", required=True)
     p.add_argument("--config", help="YAML overriding the defaults (configs/offline.yaml)")
     p.add_argument("--pexels-permission-confirmed", action="store_true",
@@ -212,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="from_", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--config")
+    p.add_argument("--ray-address", help="run the stages on Ray, as for ingest")
     p.set_defaults(fn=cmd_regenerate)
 
     p = sub.add_parser("preview", help="contact sheet of one sample")

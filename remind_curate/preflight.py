@@ -164,9 +164,22 @@ def _ray_overrides(address: str | None) -> dict[str, Any] | None:
     return {"ray": {"enabled": True, "address": "" if address == "local" else address}} if address else None
 
 
+def output(out: str | None, what: str = "--out", write: bool = True) -> None:
+    """--out: a writable folder, or an object-store URL whose credentials, endpoint and bucket work."""
+    from engine.storage import StorageError, connect, is_remote
+
+    if out and is_remote(out):
+        try:
+            connect(out, write)
+        except StorageError as exc:
+            raise UsageError(f"{what} {exc}") from None
+    else:
+        writable_dir(out, what)
+
+
 def _ingest(a: argparse.Namespace) -> None:
     config = run_config(a.config, _ray_overrides(a.ray_address))
-    writable_dir(a.out, "--out")
+    output(a.out)
     source(a.source, config, a.pexels_permission_confirmed)
 
 
@@ -182,11 +195,18 @@ def _validate(a: argparse.Namespace) -> None:
 
 
 def _regenerate(a: argparse.Namespace) -> None:
+    from engine.storage import is_remote
+
+    if a.from_ and is_remote(a.from_):
+        output(a.from_, "--from", write=False)  # reachable; its run.json is checked once pulled
+        run_config(a.config)
+        output(a.out)
+        return
     parent = existing(a.from_, "--from (a finished ingest output)", "dir")
     if not (parent / "run.json").is_file():
         raise UsageError(f"--from {a.from_} is not an ingest output (no run.json)")
     run_config(a.config)
-    writable_dir(a.out, "--out")
+    output(a.out)
 
 
 def _preview(a: argparse.Namespace) -> None:

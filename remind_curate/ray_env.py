@@ -14,7 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("schemas", "tasks", "flows", "taxonomy", "training", "remind_curate")
+PACKAGES = ("schemas", "engine", "tasks", "flows", "taxonomy", "training", "remind_curate")
 DISTRIBUTION = "remind-curate"
 
 

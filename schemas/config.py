@@ -36,6 +36,10 @@ class SceneCutConfig(_Section):
     transnet_threshold: float = Field(0.5, gt=0, lt=1, description="TransNetV2 per-frame transition probability "
                                       "above which a frame is a transition (calibrated on tests/data/real).")
     transnet_device: Literal["cpu", "cuda"] = "cpu"
+    transnet_threads: int = Field(1, ge=0, description="torch intra-op threads on CPU (torch.set_num_threads, "
+                                  "for the whole process) once TransNetV2 loads. 1: its forward passes are small and "
+                                  "the other stages' threads share the cores, so more threads mostly wait; 0: torch's "
+                                  "default (all cores).")
     fallback: Literal["adaptive", "content", "error"] = Field(
         "adaptive", description="When TransNetV2 cannot load: this PySceneDetect detector (windows record "
                                 "scene_cut_fallback = 1), or error.")
@@ -50,6 +54,9 @@ class SceneCutConfig(_Section):
 
 
 class MotionConfig(_Section):
+    enabled: bool = Field(True, description="false: the motion stage is left out of the pipeline (no window is "
+                          "turned down for its dynamics; windows carry no dynamic region, so interruptions locate "
+                          "the event from ground truth or fall back). For benchmarks that time the encode alone.")
     analysis_height: int = Field(120, ge=16, description="Motion is measured on frames downscaled to this height.")
     frame_step: int = Field(4, ge=1, description="Compare frames this far apart: slow changes (growth, filling) "
                                                  "show up, and it is that many times cheaper.")
@@ -363,9 +370,24 @@ class RayConfig(_Section):
     address: str = Field("", description="Existing Ray cluster ('auto' or ray://...). Empty = run locally.")
     enabled: bool = False
     num_cpus: int = Field(0, ge=0, description="For a local Ray: 0 = all cores.")
-    max_in_flight: int = Field(4, ge=1, description="Bounded queue: clips in flight at once.")
+    max_in_flight: int = Field(2, ge=1, description="Batches queued per actor of an actor-pool stage (>= 2: the "
+                               "next batch arrives while one runs). Records in flight overall are bounded by Ray "
+                               "Data's streaming executor (object store budget, downstream backpressure).")
+    workers: dict[str, int] = Field(default_factory=dict, description="Per stage name: actors of an actor-pool "
+                                    "stage, or tasks at once of a task stage; left out: the stage's own default "
+                                    "(actors) or as many as the cluster's CPUs allow (tasks).")
     runtime_env_pip: bool = Field(False, description="Have Ray install the pinned dependencies on the nodes (a pip "
                                   "runtime_env); off: the nodes have them installed. The code always travels.")
+
+
+class ExecutorConfig(_Section):
+    """The local streaming backend (engine/local.py); the Ray backend takes its sizes from ``ray``."""
+
+    max_in_flight: int = Field(3, ge=1, description="Inputs inside the pipeline at once: bounds memory (a clip's "
+                               "decoded frames are ~100 MB per window) while keeping every stage fed.")
+    workers: dict[str, int] = Field(default_factory=dict, description="Worker threads per stage name, e.g. "
+                                    "{write-samples: 2}; a stage left out gets its own default (1 for most).")
+    batch_wait_s: float = Field(0.05, ge=0, description="How long a batching stage waits to fill a batch.")
 
 
 class Config(_Section):
@@ -383,6 +405,7 @@ class Config(_Section):
     synthetic: SyntheticConfig = SyntheticConfig()
     sources: SourcesConfig = SourcesConfig()
     ray: RayConfig = RayConfig()
+    executor: ExecutorConfig = ExecutorConfig()
 
     def section_hash(self, *sections: str) -> str:
         """Stable hash of the named sections (all when none): the cache key of work that depends on them."""

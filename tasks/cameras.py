@@ -14,7 +14,8 @@ from schemas.config import Config, GeometryConfig
 from tasks.geometry.base import GeometryBackend, make_geometry_backend
 from tasks.geometry.stage import estimate_geometry
 from tasks.records import Window
-from tasks.stage import Clip, Resources, per_window, stage_task
+from engine.stage import ProcessingStage, Resources
+from tasks.clip import Clip, per_window, stage_task
 
 RESOURCES = Resources(cpus=1.0, gpus=1.0)  # DA3; the classical backend needs no GPU
 CAMERA_KINDS = ("camera_loop",)  # interruption families whose graph is defined by the camera's path
@@ -55,3 +56,23 @@ def _cameras(window: Window, config: GeometryConfig) -> Window:
 @stage_task("estimate-cameras")
 def estimate_cameras(clip: Clip, config: Config) -> Clip:
     return _cameras(clip, config.geometry)
+
+
+class EstimateCameras(ProcessingStage[Clip, Clip]):
+    name, input_type, output_type, resources = "estimate-cameras", Clip, Clip, RESOURCES
+
+    @classmethod
+    def resources_for(cls, config: Config) -> Resources:
+        if config.geometry.backend == "da3":
+            return Resources(cpus=1.0, gpus=config.geometry.num_gpus_per_worker)
+        return Resources(cpus=1.0)
+
+    @classmethod
+    def workers_for(cls, config: Config) -> int:
+        return config.geometry.num_workers
+
+    def setup(self) -> None:
+        _backend(self.config.geometry.model_dump_json())  # DA3 weights: once per worker
+
+    def process(self, clip: Clip) -> Clip:
+        return estimate_cameras.fn(clip, self.config)

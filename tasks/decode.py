@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import time
 
+from engine.stage import ProcessingStage, Resources, function_stage
 from schemas.config import Config, NormaliseConfig
-from tasks.prefilter.cuts import boundary_frames, detect_transitions, find_cuts  # noqa: F401 - find_cuts re-exported
-from tasks.records import Window
+from tasks.prefilter.cuts import _detector, boundary_frames, detect_transitions, find_cuts  # noqa: F401
+from tasks.records import SourceItem, Window
+from tasks.sources.cache import load_cached_clip
 from tasks.sources.native import window_geometry
 from tasks.sources.with_cameras import decode_with_cameras
-from tasks.stage import Clip, Outcome, describe_error, stage_task
+from tasks.clip import Clip, Outcome, describe_error, stage_task
 from tasks.video_io import DecodeError, DecodeTimeout, decode_normalised
 
 
@@ -130,3 +132,35 @@ def cut_windows(clip: Clip, config: Config) -> Clip:
         clip.windows.append(window)
     clip.timings["cut-windows"] = time.perf_counter() - started
     return clip
+
+
+class DecodeSource(ProcessingStage[SourceItem, Clip]):
+    """Source -> Clip with its frames decoded once (or rendered); a ``cache:`` item's cached windows loaded."""
+
+    name, input_type, output_type, resources = "decode-source", SourceItem, Clip, Resources(cpus=1.0)
+
+    def process(self, item: SourceItem) -> Clip:
+        if item.source == "cache":  # regenerate: the clip skips the stages whose results are cached
+            return load_cached_clip.fn(item, self.run)
+        return decode_source.fn(Clip(item), self.config)
+
+
+class DetectSceneCuts(ProcessingStage[Clip, Clip]):
+    name, input_type, output_type, resources = "detect-scene-cuts", Clip, Clip, Resources(cpus=1.0, memory_mb=400)
+
+    @classmethod
+    def workers_for(cls, config: Config) -> int:
+        """TransNetV2 on CPU: two workers of ``transnet_threads`` (1) each, sharing one model. A clip's forward
+        passes run one after another and are small, so two clips at once use two cores better than one clip on
+        two intra-op threads (which mostly wait); executor.workers overrides."""
+        cuts = config.prefilter.scene_cut
+        return 2 if cuts.detector == "transnetv2" and cuts.transnet_device == "cpu" else 1
+
+    def setup(self) -> None:
+        _detector(self.config.prefilter.scene_cut.model_dump_json())  # TransNetV2 weights: once per process
+
+    def process(self, clip: Clip) -> Clip:
+        return detect_scene_cuts.fn(clip, self.config)
+
+
+CutWindows = function_stage(cut_windows, input_type=Clip, output_type=Clip)

@@ -9,7 +9,7 @@ from prefect.cache_policies import NO_CACHE
 
 from schemas.arrow import rows_to_table
 from schemas.manifest import ManifestRow
-from tasks.run import RunContext, atomic_write_bytes
+from engine.run import RunContext, atomic_write_bytes
 
 
 @task(name="write-manifest", cache_policy=NO_CACHE, persist_result=False)

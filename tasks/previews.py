@@ -12,7 +12,8 @@ from prefect.cache_policies import NO_CACHE
 from schemas.manifest import ManifestRow
 from schemas.sample_io import decode_sample
 from tasks.preview import render_preview
-from tasks.run import RunContext
+from engine.run import RunContext
+from tasks.pack import shard_file
 
 
 def read_sample(shard: Path, key: str) -> dict[str, bytes]:
@@ -50,6 +51,6 @@ def render_previews(run: RunContext, rows: list[ManifestRow], per_kind: int = 1)
         for row in picked[kind]:
             out_png = run.previews / f"{row.key}.png"
             if not out_png.exists():
-                preview_sample(run.shards / row.shard, row.key, out_png)  # type: ignore[operator]
+                preview_sample(shard_file(run, row.shard), row.key, out_png)  # type: ignore[arg-type]
             paths.append(str(out_png.relative_to(run.out)))
     return paths

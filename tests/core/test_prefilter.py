@@ -10,7 +10,7 @@ from tasks.decode import cut_windows, find_cuts, window_starts
 from tasks.prefilter.motion import measure, measure_motion
 from tasks.records import SourceItem
 from tasks.sources.synthetic import render_synthetic_clip
-from tasks.stage import Clip
+from tasks.clip import Clip
 from tests.media import montage, scene_frames
 
 

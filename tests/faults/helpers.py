@@ -22,6 +22,15 @@ CLIPS = 6
 CONFIG_TEXT = (  # many small shards: more moments for a fault to hit; x264 ultrafast: the suite stays quick
     "pack:\n  max_shard_samples: 1\nencode:\n  preset: ultrafast\n")
 ROW_IGNORED = ("run_id", "seconds")  # differ between runs by nature
+# Each fault suite runs on both executor backends: the config of a run on the Ray Data backend adds this (a
+# local Ray of 2 logical CPUs started by the run itself; engine/ray_data.py).
+RAY_CONFIG = "ray:\n  enabled: true\n  num_cpus: 2\n"
+BACKENDS = ("local", "ray")
+
+
+def backend_config(backend: str, config_text: str = CONFIG_TEXT) -> str:
+    """The config text of a run on ``backend``; the clip sections are the same, so are the outputs."""
+    return config_text + (RAY_CONFIG if backend == "ray" else "")
 
 _cache: dict[tuple[int, str], Path] = {}
 

@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
-from tests.faults.helpers import (CLIPS, CONFIG_TEXT, assert_same_output, flip_byte, manifest_rows,
-                                  prepacked_copy)
+from tests.faults.helpers import (BACKENDS, CLIPS, CONFIG_TEXT, assert_same_output, backend_config, flip_byte,
+                                  manifest_rows, prepacked_copy)
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.timeout(600)]
 
@@ -19,7 +19,8 @@ def _accepted(reference) -> list[tuple[str, str]]:
     return [(r["clip_id"], r["key"]) for r in manifest_rows(reference) if r["status"] == "accepted"]
 
 
-def test_corrupt_cache_is_detected_and_recomputed(prefect_server, reference_out, tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_corrupt_cache_is_detected_and_recomputed(prefect_server, reference_out, tmp_path, backend):
     from flows.ingest import ingest
 
     out = prepacked_copy(reference_out, tmp_path / "out")
@@ -29,7 +30,7 @@ def test_corrupt_cache_is_detected_and_recomputed(prefect_server, reference_out,
     ledger.write_bytes(ledger.read_bytes()[:100])  # a torn ledger entry
     shutil.rmtree(out / "cache" / "samples" / lost_key)
     config = tmp_path / "config.yaml"
-    config.write_text(CONFIG_TEXT)
+    config.write_text(backend_config(backend))
 
     summary = ingest(source=f"synthetic:{CLIPS}", out=str(out), config_path=str(config))
 

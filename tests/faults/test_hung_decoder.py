@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from tasks.manifest import read_manifest
+from tests.faults.helpers import BACKENDS, RAY_CONFIG
 from tests.media import scene_frames, write_video
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.timeout(300)]
@@ -22,7 +23,8 @@ def _unblock(fifo) -> None:
             return
 
 
-def test_hung_decoder_times_out_and_the_run_goes_on(prefect_server, tmp_path):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hung_decoder_times_out_and_the_run_goes_on(prefect_server, tmp_path, backend):
     from flows.ingest import ingest
     from tasks.sources.local import local_items
 
@@ -40,7 +42,7 @@ def test_hung_decoder_times_out_and_the_run_goes_on(prefect_server, tmp_path):
             pytest.fail("listing a local folder blocked on a FIFO "
                         "(tasks/sources/local.py must not read non-regular files)")
         config = tmp_path / "config.yaml"
-        config.write_text("normalise:\n  decode_timeout_s: 8\n")
+        config.write_text("normalise:\n  decode_timeout_s: 8\n" + (RAY_CONFIG if backend == "ray" else ""))
 
         summary = ingest(source=f"local:{videos}", out=str(tmp_path / "out"), config_path=str(config))
     finally:

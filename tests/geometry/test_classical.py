@@ -129,7 +129,7 @@ def test_geometry_failure_keeps_the_window_without_cameras() -> None:
     from schemas.config import Config
     from tasks.cameras import CAMERA_KINDS, estimate_cameras
     from tasks.records import SourceItem, Window
-    from tasks.stage import Clip
+    from tasks.clip import Clip
 
     flat = np.full((12, 240, 416, 3), 128, np.uint8)  # nothing to track: the estimator fails
     item = SourceItem("flat", "local", "flat.mp4")
@@ -146,7 +146,7 @@ def test_unknown_geometry_leaves_the_camera_families_out_of_the_draw() -> None:
     from tasks.cameras import unknown_geometry
     from tasks.records import SourceItem, Window
     from tasks.samples import build_samples
-    from tasks.stage import Clip
+    from tasks.clip import Clip
 
     rng = np.random.default_rng(3)
     frames = np.repeat(cv2.resize(rng.integers(0, 255, (30, 52, 3), dtype=np.uint8), (832, 480))[None], 81, axis=0)
@@ -186,7 +186,7 @@ def test_too_few_background_tracks_still_background_is_static_a_pan_is_not() -> 
     from schemas.config import Config
     from tasks.cameras import estimate_cameras
     from tasks.records import SourceItem, Window
-    from tasks.stage import Clip
+    from tasks.clip import Clip
 
     backend = ClassicalBackend(GeometryConfig())
     frames, masks = _faint_wall_sweeping_subject(0.0)

@@ -10,7 +10,7 @@ from schemas.config import Config, SceneCutConfig
 from tasks.decode import cut_windows, detect_scene_cuts
 from tasks.prefilter.cuts import Transition, boundary_frames, detect_transitions, same_scene_score
 from tasks.records import SourceItem
-from tasks.stage import Clip
+from tasks.clip import Clip
 from tests.media import montage, scene_frames
 
 

@@ -14,7 +14,7 @@ from schemas.config import Config
 from tasks.decode import cut_windows
 from tasks.prefilter.motion import measure_motion
 from tasks.records import SourceItem
-from tasks.stage import Clip
+from tasks.clip import Clip
 
 N, H, W = 81, 240, 416
 

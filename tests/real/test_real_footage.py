@@ -22,7 +22,7 @@ from tasks.decode import cut_windows
 from tasks.prefilter.cuts import boundary_frames, detect_transitions
 from tasks.prefilter.motion import measure_motion
 from tasks.records import SourceItem
-from tasks.stage import Clip
+from tasks.clip import Clip
 from tasks.video_io import decode_normalised
 
 REAL = LABELS.parent

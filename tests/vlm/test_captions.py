@@ -12,9 +12,9 @@ from schemas.validation import check_sample
 from schemas.vlm import VLMJudgement, VLMVerdict
 from tasks.captions import choose_caption
 from tasks.records import GroundTruth, SourceItem, Window
-from tasks.run import open_run
+from engine.run import open_run
 from tasks.samples import build_samples, write_samples
-from tasks.stage import Clip
+from tasks.clip import Clip
 from tasks.vlm.judge import apply_judgement
 from training.data import decode_row
 

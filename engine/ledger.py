@@ -8,9 +8,9 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from schemas.manifest import ManifestRow
-from tasks.pack import published_keys
+from tasks.pack import published_index
 from tasks.records import SourceItem
-from tasks.run import RunContext, sha256_file
+from engine.run import RunContext, sha256_file
 
 
 @dataclass
@@ -30,7 +30,7 @@ def finished_rows(item: SourceItem, run: RunContext, packed: dict[str, str]) -> 
         rows = [ManifestRow.model_validate(r) for r in entry["rows"]]
     except (ValueError, KeyError) as exc:
         return None, f"unreadable ledger entry ({exc})"
-    if entry.get("transient"):  # tasks.ray_executor.record_lost: the machine failed, not the clip
+    if entry.get("transient"):  # tasks.failures.record_lost: the machine failed, not the clip
         return None, f"previous attempt did not finish ({rows[0].reason if rows else 'lost'})"
     if entry.get("clip_hash") != run.clip_hash:
         return None, "configuration changed"
@@ -52,7 +52,7 @@ def finished_rows(item: SourceItem, run: RunContext, packed: dict[str, str]) -> 
 
 @task(name="split-finished", cache_policy=NO_CACHE, persist_result=False)
 def split_finished(items: list[SourceItem], run: RunContext) -> WorkSplit:
-    packed = published_keys(run.shards)
+    packed = published_index(run)
     split = WorkSplit(todo=[])
     for item in items:
         rows, why = finished_rows(item, run, packed)

@@ -19,14 +19,6 @@ from prefect.cache_policies import NO_CACHE
 from tasks.records import SourceItem, Window
 
 
-@dataclass(frozen=True)
-class Resources:
-    """What one worker of a stage needs (NeMo-Curator style); Ray uses it when the stage runs distributed."""
-
-    cpus: float = 1.0
-    gpus: float = 0.0
-
-
 class Reject(Exception):
     """Raised by a window function to turn a window down with a stable reason code."""
 
@@ -62,6 +54,7 @@ class Clip:
     outcomes: list[Outcome] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
     notes: dict[str, Any] = field(default_factory=dict)  # source facts (fps, duration, codec, cuts)
+    skip_stages: frozenset[str] = frozenset()  # stages whose results this clip already has (a cache source)
 
     def drop(self, window: Window, outcome: Outcome) -> None:
         outcome.window = window.index

@@ -10,6 +10,8 @@ OUT/
   cache/windows/<window>/      normalised clean clip + filter/geometry results (what regenerate reuses)
   cache/samples/<key>/         packed-sample members waiting for (or already in) a shard
   .tmp/                        partial files; nothing here is ever read as output
+OUT may be s3://bucket/prefix: this layout then lives in a local working folder mirrored to the bucket
+(engine/storage.py).
 """
 from __future__ import annotations
 
@@ -18,9 +20,10 @@ import fcntl
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -77,6 +80,12 @@ class RunContext:
     parent: Path | None = None  # regenerate: the run whose cache is reused
     kind: str = "ingest"
     _lock: Any = field(default=None, repr=False)
+    remote: Any = field(default=None, repr=False)  # engine.storage.RemoteOut when OUT is s3://; None when local
+
+    @property
+    def location(self) -> str:
+        """OUT as the user gave it: the object-store URL, or the folder."""
+        return self.remote.url if self.remote is not None else str(self.out)
 
     @property
     def shards(self) -> Path:
@@ -114,19 +123,36 @@ def _clip_hash(config: Config) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def open_run(out: Path, config: Config, kind: str = "ingest", parent: Path | None = None) -> RunContext:
-    """Create or resume OUT. Refuses a second live process on the same OUT and a changed config."""
+def lock_folder(out: Path, shared: bool = False) -> IO[str] | None:
+    """Hold OUT's lock file: exclusive for the one process writing it, shared for those reading it (regenerate's
+    parent). None when another process holds it the other way."""
+    handle = open(out / ".lock", "a" if shared else "w")
+    try:
+        fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        return None
+    return handle
+
+
+def open_run(out: Path, config: Config, kind: str = "ingest", parent: Path | None = None,
+             sync: Callable[[Path], None] | None = None) -> RunContext:
+    """Create or resume OUT. Refuses a second live process on the same OUT and a changed config. ``sync``
+    (engine.storage: OUT on object storage) brings the folder in line with the store under the lock."""
     out = Path(out).resolve()
     for sub in ("shards", ".tmp", "cache/clips", "cache/windows", "cache/samples", "previews"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    lock = open(out / ".lock", "w")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as exc:
-        lock.close()
-        raise RunLockedError(f"another remind-curate process is writing {out}") from exc
+    lock = lock_folder(out)
+    if lock is None:
+        raise RunLockedError(f"another remind-curate process is writing {out}")
     for stale in (out / ".tmp").iterdir():  # partial files of a killed run: never published, safe to drop
         stale.unlink() if stale.is_file() else None
+    if sync is not None:
+        try:
+            sync(out)
+        except BaseException:
+            lock.close()
+            raise
     record_path = out / "run.json"
     clip_hash = _clip_hash(config)
     if record_path.exists():

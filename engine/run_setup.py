@@ -10,9 +10,10 @@ from prefect.cache_policies import NO_CACHE
 
 from schemas.config import Config, load_config
 from schemas.manifest import ManifestRow
-from tasks.ledger import load_rows
+from engine.ledger import load_rows
 from tasks.records import SourceItem
-from tasks.run import RunContext, open_run
+from engine.run import RunContext, open_run
+from engine.storage import connect, is_remote
 
 
 @task(name="load-config", cache_policy=NO_CACHE, persist_result=False)
@@ -26,9 +27,17 @@ def load_run_config(config_path: str | None, ray_address: str | None = None) -> 
 @contextlib.contextmanager
 def open_output(out: str | Path, config: Config, kind: str = "ingest", parent: Path | None = None
                 ) -> Iterator[RunContext]:
-    run = open_run(Path(out), config, kind, parent)
+    """The run folder; for an object-store OUT (engine.storage) a local working folder mirrored to the store:
+    checked and pulled before any work, identity pushed at once, summary pushed when the run ends."""
+    remote = connect(out) if is_remote(str(out)) else None
+    run = open_run(remote.local if remote else Path(out), config, kind, parent, remote.pull if remote else None)
+    run.remote = remote
     try:
+        if remote:
+            remote.push_identity(run)
         yield run
+        if remote:
+            remote.push_outputs(run)
     finally:
         run.release()
 
@@ -36,6 +45,8 @@ def open_output(out: str | Path, config: Config, kind: str = "ingest", parent: P
 @task(name="collect-rows", cache_policy=NO_CACHE, persist_result=False)
 def collect_rows(items: list[SourceItem], run: RunContext) -> list[ManifestRow]:
     """Every ledger row of this run's inputs, in input order (finished earlier or just now)."""
+    if run.remote is not None:  # OUT on object storage: what workers on other nodes committed comes down first
+        run.remote.refresh()
     rows = load_rows(items, run)
     seen = {r.clip_id for r in rows}
     for item in items:  # an input whose clip never committed (should not happen) still gets a row

@@ -1,0 +1,279 @@
+"""The Ray Data backend of the executor: one ``map_batches`` per stage, streamed, nothing lost.
+
+The inputs become rows holding the Python record (``{"record": obj}``); each active stage of the pipeline is one
+``map_batches`` over them, run by Ray Data's streaming executor (operators joined by bounded queues; a stage whose
+downstream is full is backpressured, and the object store budget caps the bytes in flight):
+
+- a stage that reserves GPUs (``resources_for(config).gpus > 0``) or loads models in ``setup()`` runs as an actor
+  pool: each actor constructs the stage and calls ``setup()`` once, and takes batches of ``batch_size_for(config)``
+  records filled across clips; the pool has ``ray.workers[stage]`` or ``workers_for(config)`` actors, each
+  reserving the stage's declared CPUs and GPUs (so a GPU is held only by the stage that uses it, never by decode
+  or encode);
+- every other stage runs as Ray tasks reserving its declared CPUs, as many at once as the cluster's CPUs allow
+  (or ``ray.workers[stage]``); consecutive CPU stages with the same resources are fused by Ray Data into one task,
+  so records do not cross the object store between them.
+
+The last stage (write) commits each clip's ledger entry on the worker; the driver yields every result as it streams
+out, and the executor turns ``Failed`` records into results through the pipeline.
+
+Failures:
+- a worker process that dies mid-batch (OOM kill, SIGKILL, node loss) is retried by Ray (tasks: ``max_retries``;
+  actors: restarted with ``max_restarts`` and their batches retried); outputs are idempotent (staged by key,
+  renamed into place, ledger written last), so the retry overwrites what the dead attempt left;
+- a record whose stage raises leaves as ``Failed`` (``clip_error``; ``io_error`` and transient for a full or
+  failing disk) and passes through the remaining stages: the run goes on;
+- when the execution itself dies (a worker killed more often than the retries allow, the cluster lost), every
+  input not yet yielded is yielded as a transient ``Failed`` (``worker_lost`` or ``io_error``): it is in the
+  manifest as failed and the next run retries it. No input is ever dropped.
+
+Per-stage metrics are measured in the workers (time inside ``process_batch``, queue waits) and travel with each
+record to the driver (``engine.ray_worker``, ``engine.ray_trace``), which sums them. Unlike the local backend's
+threads, records (a clip's decoded frames) cross the object store between stages that are not fused: on one small
+machine this backend costs more than the local one; it is for clusters. OUT must be on storage every Ray node can
+write. The
+nodes need no checkout: the job ships our packages as runtime_env py_modules (remind_curate.ray_env), and with
+``ray.runtime_env_pip`` also the pinned dependencies.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from tqdm import tqdm
+
+from engine.metrics import PipelineMetrics
+from engine.ray_trace import TraceTotals
+from engine.ray_worker import INPUT, READY, RECORD, TRACE, Carried, StageWorker, run_task_batch
+from engine.stage import ENVIRONMENT_ERRNOS, Failed, Pipeline, ProcessingStage, Resources
+
+MAX_RETRIES = 3  # worker deaths tolerated per task / actor before the execution gives up (then: worker_lost)
+# A local Ray's object store: records (decoded frames included) cross it between stages that are not fused.
+# Ray Data's streaming executor keeps what is in flight within this budget (spilling to the temp dir past it).
+LOCAL_OBJECT_STORE_BYTES = 1 << 30
+
+
+class RayResourcesError(RuntimeError):
+    """The cluster cannot hold the pipeline's actor pools (the run would wait forever): a misconfiguration."""
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    stage: type[ProcessingStage]
+    actors: bool  # an actor pool (GPU or model-loading setup); else Ray tasks
+    workers: int  # actors in the pool, or tasks at once
+    resources: Resources
+    batch_size: int
+
+
+def _loads_models(stage: type[ProcessingStage]) -> bool:
+    return stage.setup is not ProcessingStage.setup
+
+
+def plan_stages(pipeline: Pipeline, config: Any, cluster_cpus: float) -> list[StagePlan]:
+    """Where and how many, per active stage (``ray.workers`` names stages; an unknown name is an error)."""
+    from engine.executor import UnknownStageError
+
+    requested = dict(getattr(config.ray, "workers", {}) or {})
+    unknown = sorted(set(requested) - {stage.name for stage in pipeline.stages})
+    if unknown:
+        raise UnknownStageError(f"ray.workers names no stage of {pipeline.name}: {', '.join(unknown)} "
+                                f"(its stages: {', '.join(stage.name for stage in pipeline.stages)})")
+    plans = []
+    for stage in pipeline.active(config):
+        resources = stage.resources_for(config)
+        actors = resources.gpus > 0 or _loads_models(stage)
+        default = stage.workers_for(config) if actors else max(1, int(cluster_cpus // max(resources.cpus, 1e-3)))
+        plans.append(StagePlan(stage, actors, max(1, int(requested.get(stage.name, default))), resources,
+                               max(1, int(stage.batch_size_for(config)))))
+    return plans
+
+
+def needed_cpus(plans: list[StagePlan]) -> float:
+    """CPUs the actor pools hold for their whole life, plus room for the largest task (else tasks never run)."""
+    held = sum(p.workers * p.resources.cpus for p in plans if p.actors)
+    return held + max((p.resources.cpus for p in plans if not p.actors), default=0.0)
+
+
+def needed_gpus(plans: list[StagePlan]) -> float:
+    return sum(p.workers * p.resources.gpus for p in plans if p.actors)
+
+
+def worker_env() -> dict[str, str]:
+    """What every Ray worker needs in its environment: the Prefect API of this run (else each worker would start
+    its own temporary server on first Prefect use) and this project's Prefect/Ray process defaults."""
+    from prefect.settings import get_current_settings
+
+    from remind_curate import env
+
+    values = {key: os.environ.get(key, default) for key, default in env.DEFAULTS.items()}
+    url = get_current_settings().api.url
+    if url:
+        values["PREFECT_API_URL"] = str(url)
+    return values
+
+
+def start_ray(config: Any, env_vars: dict[str, str], cpus_needed: float, num_gpus: int | None = None
+              ) -> str | None:
+    """Connect to (or start) Ray. Returns the temp dir of a local Ray this call started (None otherwise).
+    ``num_gpus``: logical GPUs of a local Ray (None: the GPUs it detects); benchmarks/pipeline.py declares some
+    on a CPU machine to simulate a GPU stage.
+
+    A local Ray gets ``ray.num_cpus`` (0: every core) logical CPUs, raised to what the actor pools hold plus the
+    largest task: an idle actor keeps its CPU reserved, so on a 2-core machine the cores are shared by the OS
+    between actors and tasks (as the local backend's threads share them) instead of the run waiting forever."""
+    import ray
+
+    from remind_curate import env
+    from remind_curate.ray_env import job_runtime_env
+
+    env.configure()  # RAY_AUTH_MODE etc. before Ray starts: its workers get the same values (env_vars)
+    runtime_env = job_runtime_env(env_vars, pip=config.ray.runtime_env_pip)  # nodes need no checkout
+    address = config.ray.address or "local"
+    if address == "local":  # never attach to someone else's Ray on this machine
+        temp_dir = tempfile.mkdtemp(prefix="rc-ray-", dir="/tmp")  # short: Ray's socket paths are length-capped
+        cpus = max(config.ray.num_cpus or os.cpu_count() or 1, int(-(-cpus_needed // 1)))
+        ray.init(address="local", num_cpus=cpus, num_gpus=num_gpus, include_dashboard=False,
+                 logging_level=logging.WARNING,
+                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, runtime_env=runtime_env,
+                 _temp_dir=temp_dir, log_to_driver=True)
+        return temp_dir
+    ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
+    return None
+
+
+def _check_cluster(plans: list[StagePlan]) -> None:
+    import ray
+
+    have = ray.cluster_resources()
+    cpus, gpus = have.get("CPU", 0.0), have.get("GPU", 0.0)
+    pools = ", ".join(f"{p.stage.name}: {p.workers} x ({p.resources.cpus:g} CPU, {p.resources.gpus:g} GPU)"
+                      for p in plans if p.actors) or "none"
+    if needed_gpus(plans) > gpus + 1e-9 or needed_cpus(plans) > cpus + 1e-9:
+        raise RayResourcesError(f"this Ray cluster has {cpus:g} CPUs and {gpus:g} GPUs; the pipeline's actor "
+                                f"pools ({pools}) and its largest task need {needed_cpus(plans):g} CPUs and "
+                                f"{needed_gpus(plans):g} GPUs. Lower ray.workers or the stages' resources.")
+
+
+def _dataset(records: list[Any], plans: list[StagePlan], config: Any, run: Any, env_vars: dict[str, str],
+             started: float):
+    import ray
+    from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False  # the driver shows one bar over clips
+    context.print_on_execution_start = False
+    context.enable_fallback_to_arrow_object_ext_type = True  # records travel pickled (engine.ray_worker.Carried)
+    rows = [{RECORD: Carried(record), INPUT: index, READY: started, TRACE: "[]"}
+            for index, record in enumerate(records)]
+    # One block per batch of the first stage (per input for ingest's decode): work streams out at once, and
+    # Ray Data does not track one object per record where the first stage takes many.
+    first_batch = plans[0].batch_size if plans else 1
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // first_batch)))
+    worker_run = dataclasses.replace(run, _lock=None) if dataclasses.is_dataclass(run) else run  # lock: driver's
+    with warnings.catch_warnings():  # max_retries / max_restarts have no named parameter yet: ray_remote_args
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated", category=DeprecationWarning)
+        for plan in plans:
+            common = dict(batch_size=plan.batch_size, batch_format="numpy", num_cpus=plan.resources.cpus,
+                          runtime_env={"env_vars": env_vars})
+            if plan.resources.gpus:
+                common["num_gpus"] = plan.resources.gpus
+            if plan.resources.memory_mb:
+                common["memory"] = plan.resources.memory_mb * (1 << 20)
+            if plan.actors:
+                # ray.max_in_flight batches queued per actor: the next batch is fetched while one runs (a GPU never
+                # waits on the object store between batches).
+                dataset = dataset.map_batches(
+                    StageWorker, fn_constructor_args=(plan.stage, config, worker_run),
+                    compute=ActorPoolStrategy(size=plan.workers,
+                                              max_tasks_in_flight_per_actor=config.ray.max_in_flight),
+                    max_restarts=MAX_RETRIES, max_task_retries=MAX_RETRIES, **common)
+            else:
+                dataset = dataset.map_batches(
+                    functools.partial(run_task_batch, stage_cls=plan.stage, config=config, run=worker_run),
+                    compute=TaskPoolStrategy(size=plan.workers), max_retries=MAX_RETRIES, **common)
+    return dataset
+
+
+def _lost_reason(exc: BaseException) -> str:
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS:
+            return "io_error"
+        exc = getattr(exc, "cause", None) or exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return "worker_lost"
+
+
+def _lost_error(exc: BaseException) -> str:
+    message = (str(exc).strip().splitlines() or [""])[-1][:500]
+    return f"{type(exc).__name__}: the Ray execution ended before this input finished ({message})"
+
+
+def run_on_ray(records: Iterable[Any], pipeline: Pipeline, config: Any, run: Any, metrics: PipelineMetrics
+               ) -> Iterator[Any]:
+    """Yield each input's final record (or ``Failed``) as it streams out of Ray Data; every input exactly once."""
+    records = list(records)
+    if not records:
+        metrics.finish()
+        return
+    import ray
+    from ray.exceptions import RayError
+
+    started_here = not ray.is_initialized()
+    cpus = float(config.ray.num_cpus or os.cpu_count() or 1) if started_here else \
+        float(ray.cluster_resources().get("CPU", 1.0))
+    plans = plan_stages(pipeline, config, cpus)
+    totals = TraceTotals(metrics, [p.stage.name for p in plans])
+    for plan in plans:
+        m = metrics.stage(plan.stage.name)
+        m.workers, m.cpus, m.gpus, m.batch_size = plan.workers, plan.resources.cpus, plan.resources.gpus, \
+            plan.batch_size
+    env_vars = worker_env()
+    temp_dir = start_ray(config, env_vars, needed_cpus(plans)) if started_here else None
+    yielded: set[int] = set()
+    bar = tqdm(total=len(records), desc="clips (ray)", unit="clip", disable=None)
+    try:
+        _check_cluster(plans)
+        started = time.time()
+        totals.start(started)
+        rows = iter(_dataset(records, plans, config, run, env_vars, started).iter_rows())
+        lost: BaseException | None = None
+        while True:
+            try:
+                row = next(rows)
+            except StopIteration:
+                break
+            except (RayError, OSError) as exc:  # the execution died: the inputs left are yielded as lost
+                lost = exc
+                break
+            index = int(row[INPUT])
+            if index in yielded:  # a retried block re-emitted a record already out: never yield it twice
+                continue
+            yielded.add(index)
+            totals.add(row[TRACE], float(row[READY]))
+            bar.update(1)
+            yield row[RECORD].value
+        if lost is not None:
+            reason, error = _lost_reason(lost), _lost_error(lost)
+            for index, record in enumerate(records):
+                if index not in yielded:
+                    yielded.add(index)
+                    bar.update(1)
+                    yield Failed(record, "executor", error, reason, transient=True)
+    finally:
+        bar.close()
+        totals.finish()
+        if started_here:
+            ray.shutdown()  # an interrupted driver leaves no worker running (the ledger is the truth on rerun)
+            if temp_dir:
+                shutil.rmtree(temp_dir, ignore_errors=True)
+

@@ -1,0 +1,159 @@
+"""The stage contract (in the spirit of NeMo Curator's ``ProcessingStage[In, Out]``).
+
+A stage declares the record type it takes and the one it returns, what one worker needs (CPUs, GPUs, memory),
+how many records it wants per call, and a ``setup`` that loads its models once per worker. The executor
+(``engine.executor``) alone decides where a stage runs and how many workers it gets; the stage only transforms
+records. A stage is plain Python: tests build one with a config and call ``process_batch``.
+
+A record that a stage raises on leaves the pipeline as a ``Failed`` record; later stages pass it through
+untouched and the pipeline's ``on_failure`` turns it into the final result (a manifest row), so one bad input
+never stops a run.
+"""
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, TypeVar
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+# The machine's fault, not the record's: a rerun must retry the record instead of trusting a failure.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What ONE worker of a stage needs. The Ray backend reserves it per actor/task; the local backend uses
+    ``cpus`` to budget threads."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    memory_mb: int = 0
+
+
+class ProcessingStage(Generic[In, Out]):
+    """One step of a pipeline. Subclasses set the class attributes and implement ``process`` (one record) or
+    ``process_batch`` (records from several clips at once, e.g. a model that batches)."""
+
+    name: ClassVar[str] = ""
+    input_type: ClassVar[type] = object
+    output_type: ClassVar[type] = object
+    resources: ClassVar[Resources] = Resources()
+    batch_size: ClassVar[int] = 1
+
+    def __init__(self, config: Any, run: Any = None):
+        self.config = config
+        self.run = run
+
+    @classmethod
+    def resources_for(cls, config: Any) -> Resources:
+        """The resources under ``config`` (a GPU stage whose backend is off needs no GPU)."""
+        return cls.resources
+
+    @classmethod
+    def batch_size_for(cls, config: Any) -> int:
+        return cls.batch_size
+
+    @classmethod
+    def enabled_for(cls, config: Any) -> bool:
+        """False when ``config`` turns the stage off (the executor then leaves it out entirely)."""
+        return True
+
+    @classmethod
+    def workers_for(cls, config: Any) -> int:
+        """How many workers the stage wants by default; the executor's config may override it."""
+        return 1
+
+    def setup(self) -> None:
+        """Load models once per worker, before the first batch."""
+
+    def process(self, record: In) -> Out:
+        raise NotImplementedError(f"{type(self).__name__} implements neither process nor process_batch")
+
+    def process_batch(self, records: list[In]) -> list[Out]:
+        return [self.process(record) for record in records]
+
+
+def function_stage(fn: Callable[..., Any], *, input_type: type, output_type: type,
+                   resources: Resources = Resources(), name: str | None = None,
+                   uses: str = "config") -> type[ProcessingStage]:
+    """A stage from a plain function ``fn(record, config)`` (or ``fn(record, run)`` with ``uses="run"``).
+    ``fn`` may be a Prefect task: its plain function is called (no task run per record)."""
+    plain = getattr(fn, "fn", fn)
+    stage_name = name or getattr(fn, "name", None) or plain.__name__.replace("_", "-")
+
+    def process(self: ProcessingStage, record: Any) -> Any:
+        return plain(record, self.run if uses == "run" else self.config)
+
+    return type(f"{plain.__name__.title().replace('_', '')}Stage", (ProcessingStage,), {
+        "name": stage_name, "input_type": input_type, "output_type": output_type, "resources": resources,
+        "process": process, "__doc__": plain.__doc__, "__module__": plain.__module__})
+
+
+@dataclass
+class Failed:
+    """A record a stage raised on. ``transient``: the environment failed (disk full, I/O error, a worker lost),
+    so the failure must not be trusted on a rerun."""
+
+    record: Any
+    stage: str
+    error: str
+    reason: str = "clip_error"
+    transient: bool = False
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A named chain of stages and what becomes of records that fail or are lost on the way."""
+
+    name: str
+    stages: tuple[type[ProcessingStage], ...]
+    on_failure: Callable[[Failed, Any, Any], Any]  # (failed, config, run) -> the final result for that input
+    record_id: Callable[[Any], str] = field(default=lambda record: str(record))
+
+    def active(self, config: Any) -> list[type[ProcessingStage]]:
+        return [stage for stage in self.stages if stage.enabled_for(config)]
+
+
+def describe(exc: BaseException) -> str:
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" (at {frames[-1].name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {exc}{where}"
+
+
+def failure(record: Any, stage: str, exc: BaseException) -> Failed:
+    transient = isinstance(exc, OSError) and exc.errno in ENVIRONMENT_ERRNOS
+    return Failed(record, stage, describe(exc), "io_error" if transient else "clip_error", transient)
+
+
+def passes_through(stage: ProcessingStage, record: Any) -> bool:
+    """A failed record, or one whose ``skip_stages`` names the stage (its result is cached, e.g. regenerate)."""
+    return isinstance(record, Failed) or stage.name in getattr(record, "skip_stages", ())
+
+
+def apply_stage(stage: ProcessingStage, records: Sequence[Any]) -> list[Any]:
+    """Run one batch through ``stage``: failed and skipping records pass through; when the batch raises, each
+    record is retried alone so only the record at fault fails."""
+    live = [r for r in records if not passes_through(stage, r)]
+    if not live:
+        return list(records)
+    try:
+        outputs = iter(stage.process_batch(live))
+        return [r if passes_through(stage, r) else next(outputs) for r in records]
+    except Exception as exc:  # noqa: BLE001 - one bad record must not stop the run
+        if len(live) == 1:
+            return [r if passes_through(stage, r) else failure(r, stage.name, exc) for r in records]
+    results = []
+    for record in records:
+        if passes_through(stage, record):
+            results.append(record)
+            continue
+        try:
+            results.append(stage.process_batch([record])[0])
+        except Exception as exc:  # noqa: BLE001
+            results.append(failure(record, stage.name, exc))
+    return results

@@ -1,0 +1,96 @@
+"""The options and the tuning behind issue 14's speed and memory targets (benchmarks/ingest.py, memory.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from engine.local import bound_malloc
+from schemas.config import Config, load_config
+from tasks.prefilter.motion import MeasureMotion
+from tasks.video_io import decode_normalised
+from tests.media import scene_frames, write_video
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_decode_into_one_buffer_equals_the_whole_decode(tmp_path):
+    path = write_video(tmp_path / "a.mp4", scene_frames(75, height=360, width=640, seed=3), fps=30)  # 40 frames
+    whole = decode_normalised(path)
+    first = decode_normalised(path, max_frames=17)
+    beyond = decode_normalised(path, max_frames=60)  # more than the source has: only what it filled
+    assert first.frames.shape == (17, 480, 832, 3) and first.truncated
+    assert np.array_equal(first.frames, whole.frames[:17])
+    assert beyond.frames.shape == whole.frames.shape and np.array_equal(beyond.frames, whole.frames)
+    assert beyond.frames.base is None  # a copy of the filled part, not a view holding the unused tail
+
+
+def test_motion_stage_can_be_switched_off():
+    assert MeasureMotion.enabled_for(Config())
+    off = load_config(overrides={"prefilter": {"motion": {"enabled": False}}})
+    assert not MeasureMotion.enabled_for(off)
+    assert MeasureMotion.name == "measure-motion"
+
+
+def test_same_job_config_turns_off_everything_but_decode_and_encode(tmp_path):
+    config = load_config(ROOT / "benchmarks" / "configs" / "same_job.yaml")
+    assert config.prefilter.scene_cut.detector == "none" and not config.prefilter.motion.enabled
+    assert config.geometry.backend == "none" and config.augment.mixture == {"none": 1.0}
+    assert not config.vlm.enabled
+    data = yaml.safe_load((ROOT / "benchmarks" / "configs" / "same_job.yaml").read_text())
+    data["prefilter"]["motion"]["enable"] = False  # a misspelt option is an error, never a different run
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValidationError, match="enable"):
+        load_config(bad)
+    load_config(ROOT / "benchmarks" / "configs" / "memory.yaml")
+
+
+_MALLOC_PROBE = """
+import ctypes
+from engine.local import bound_malloc
+
+class MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL("libc.so.6")
+libc.mallinfo2.restype = MallInfo2
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+assert bound_malloc()
+libc.free(libc.malloc(8 << 20))  # unbounded, a large free raises glibc's mmap threshold past ~1.5 MB ...
+mapped = libc.mallinfo2().hblks
+block = libc.malloc(3 << 19)  # ... and a decoded frame's 1.5 MB would come from a heap arena that never shrinks
+print(libc.mallinfo2().hblks - mapped)
+"""
+
+
+def test_malloc_maps_frame_sized_blocks_on_glibc():
+    import ctypes
+    import subprocess
+    import sys
+
+    if not hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2"):
+        pytest.skip("glibc < 2.33")
+    # a fresh process: in this one, earlier tests leave free heap chunks that a block may reuse without mapping
+    out = subprocess.run([sys.executable, "-c", _MALLOC_PROBE], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"  # bounded: the block is mapped on its own, and unmapped when freed
+
+
+def test_transnet_sets_torch_threads():
+    torch = pytest.importorskip("torch")
+    from tasks.prefilter.cuts import TransNetV2Detector
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        TransNetV2Detector(0.5, "cpu", threads=1)
+        assert torch.get_num_threads() == 1
+        TransNetV2Detector(0.5, "cpu", threads=0)  # 0: torch's default, left alone
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
