@@ -4,12 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 from remind_curate import env
 from remind_curate.preflight import OneLineParser, fail, preflight
 
 env.configure()  # before Prefect or Ray is imported anywhere
+
+FLOW_COMMANDS = {"ingest", "demo", "regenerate"}
 
 
 def _print_summary(summary: dict) -> None:
@@ -28,13 +31,17 @@ def _print_summary(summary: dict) -> None:
         print("  WARNING: no sample was accepted; see the reasons above.", file=sys.stderr)
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from engine.startup import boot_prefect_server
+def _prefect_ready(args: argparse.Namespace) -> None:
+    """Wait for the temporary Prefect server ``main`` launched (if it launched one) before the first flow call."""
+    server = getattr(args, "prefect_server", None)
+    if server is not None:
+        server.wait_ready()
 
-    booting = boot_prefect_server()  # Prefect's temporary server boots while the stages are imported
+
+def cmd_ingest(args: argparse.Namespace) -> int:
     from flows.ingest import ingest
 
-    booting.join()
+    _prefect_ready(args)
     summary = ingest(source=args.source, out=args.out, config_path=args.config,
                      pexels_permission_confirmed=args.pexels_permission_confirmed, ray_address=args.ray_address)
     _print_summary(summary)
@@ -56,6 +63,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from flows.ingest import ingest
     from tasks.validate import validate_path
 
+    _prefect_ready(args)
     summary = ingest(source=f"synthetic:{args.clips}", out=args.out, config_path=args.config)
     _print_summary(summary)
     report = validate_path(Path(args.out))
@@ -98,6 +106,7 @@ def cmd_plan_pexels(args: argparse.Namespace) -> int:
 def cmd_regenerate(args: argparse.Namespace) -> int:
     from flows.regenerate import regenerate
 
+    _prefect_ready(args)
     _print_summary(regenerate(source_out=args.from_, out=args.out, config_path=args.config,
                               ray_address=args.ray_address))
     return 0
@@ -266,8 +275,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        preflight(args)  # arguments, paths, sources, credentials, configs: before Prefect or Ray start
-        return args.fn(args)
+        with ExitStack() as stack:
+            if args.command in FLOW_COMMANDS:  # Prefect's temporary server boots while the checks and imports run
+                from engine.startup import prefect_api
+
+                args.prefect_server = stack.enter_context(prefect_api())
+            preflight(args)  # arguments, paths, sources, credentials, configs: before any flow or Ray starts
+            return args.fn(args)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a clear one-line error for users; tracebacks with REMIND_DEBUG=1

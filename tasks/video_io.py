@@ -91,8 +91,17 @@ class _Normaliser:
         if self.geometry is None:
             self.geometry = cover_geometry(frame.height, frame.width, self.height, self.width)
         _, new_h, new_w, y0, x0 = self.geometry
-        image = frame.to_ndarray(width=new_w, height=new_h, format="rgb24",
-                                 interpolation="AREA" if new_w < frame.width else "BILINEAR")
+        # threads=1 throughout: swscale's automatic threads cost a third more CPU for the same bytes, and the
+        # executor already keeps every core busy with other clips.
+        if new_w < frame.width and frame.format.name == "yuv420p":
+            # Downscaling 4:2:0 (HD and up): scale the planes, then convert at the output size (swscale's unscaled
+            # YUV->RGB path, same colour matrix): ~40% less CPU than one scaled YUV->RGB pass, and closer in mean
+            # colour to a full-resolution conversion; chroma keeps the 4:2:0 resolution the encoder keeps anyway.
+            frame = frame.reformat(width=new_w, height=new_h, interpolation="AREA", threads=1)
+            image = frame.to_ndarray(format="rgb24", threads=1)
+        else:
+            image = frame.to_ndarray(width=new_w, height=new_h, format="rgb24",
+                                     interpolation="AREA" if new_w < frame.width else "BILINEAR", threads=1)
         self._last_id, self._last = id(frame), image[y0:y0 + self.height, x0:x0 + self.width]
         return self._last
 

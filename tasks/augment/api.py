@@ -19,7 +19,6 @@ from tasks.augment.camera_loop import apply_camera_loop, check_camera_loop, nati
 from tasks.augment.common import (
     FamilyResult, NotApplicable, affine3, event_state, geometry_of, rng_for, warp_affine_frames)
 from tasks.augment.describe import describe
-from tasks.augment.visibility import region_points, visibility_curve
 from tasks.augment.exit_entry import apply_exit_entry, check_exit_entry
 from tasks.augment.light import apply_light
 from tasks.augment.occluder import apply_occluder
@@ -120,8 +119,8 @@ def augment(window: Window, kind: InterruptionKind | str, config: AugmentConfig,
     no clean clip. ``none`` stays a clean control."""
     kind = InterruptionKind(kind)
     if kind is InterruptionKind.none:
-        points, _ = region_points(window)
-        vis = visibility_curve(points, window.frames.shape[1:3])
+        # the undegraded frame shows every point of the region (its points lie in the frame by construction)
+        vis = np.ones(len(window.frames))
         graph = build_graph(InterruptionKind.none, per_frame={**event_state(window), "event_visibility": vis.tolist()})
         return Augmented(kind, graph, None, None, None, {"kind": "none"})
     if kind is not InterruptionKind.camera_loop:  # a clip that already loops away and back is a camera loop
