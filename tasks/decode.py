@@ -149,6 +149,15 @@ class DetectSceneCuts(ProcessingStage[Clip, Clip]):
     name, input_type, output_type, resources = "detect-scene-cuts", Clip, Clip, Resources(cpus=1.0, memory_mb=400)
 
     @classmethod
+    def resources_for(cls, config: Config) -> Resources:
+        """TransNetV2 on CUDA is a GPU stage (an actor pool on Ray): a small model (about 1 GB of GPU memory at
+        batch 1), so four workers share a GPU."""
+        cuts = config.prefilter.scene_cut
+        if cuts.detector == "transnetv2" and cuts.transnet_device == "cuda":
+            return Resources(cpus=1.0, gpus=0.25, memory_mb=400)
+        return cls.resources
+
+    @classmethod
     def workers_for(cls, config: Config) -> int:
         """TransNetV2 on CPU: two workers of ``transnet_threads`` (1) each, sharing one model. A clip's forward
         passes run one after another and are small, so two clips at once use two cores better than one clip on

@@ -132,7 +132,9 @@ class TransNetV2Detector:
 
         small = np.stack([cv2.resize(f, TRANSNET_SIZE, interpolation=cv2.INTER_AREA) for f in frames])
         with torch.inference_mode():  # read-only: the threads of one worker run their clips at once
-            single, _ = self.model.predict_frames(torch.from_numpy(np.ascontiguousarray(small)), quiet=True)
+            # the package moves only its own video files to the model's device, not frames handed to it
+            frames_in = torch.from_numpy(np.ascontiguousarray(small)).to(self.model.device)
+            single, _ = self.model.predict_frames(frames_in, quiet=True)
         return single.float().cpu().numpy().reshape(-1)
 
     def detect(self, frames: np.ndarray, fps: float) -> CutResult:

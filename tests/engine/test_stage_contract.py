@@ -2,6 +2,8 @@
 config, and a plain-Python call path (no Prefect, no Ray) that tests and both executor backends share."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from engine.stage import Failed, ProcessingStage, Resources, apply_stage
@@ -41,6 +43,10 @@ def test_resources_follow_the_config() -> None:
     served = load_config(None, {"vlm": {"backend": "openai", "base_url": "http://127.0.0.1:9", "model": "m",
                                         "num_gpus_per_worker": 1.0}})
     assert judge.resources_for(served).gpus == 0  # the model runs on the server, not in the worker
+    cuts = by_name["detect-scene-cuts"]
+    production = load_config(Path(__file__).resolve().parents[2] / "configs" / "gpu.yaml")
+    assert cuts.resources_for(production).gpus == 0.25 and cuts.workers_for(production) == 1  # TransNetV2 on CUDA
+    assert cuts.resources_for(offline).gpus == 0 and cuts.workers_for(offline) == 2  # on CPU: two one-thread workers
 
 
 @pytest.mark.timeout(120)
