@@ -46,6 +46,7 @@ import time
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -121,6 +122,35 @@ def worker_env() -> dict[str, str]:
     return values
 
 
+TEMP_ROOT, TEMP_PREFIX, OWNER_FILE = "/tmp", "rc-ray-", "owner.pid"
+
+
+def sweep_stale_temp_dirs(root: str = TEMP_ROOT) -> list[str]:
+    """Remove the folders of local Rays whose command died without cleaning up (a SIGKILLed driver): those whose
+    ``owner.pid`` names no live process. Folders without one, or of a live command, are left alone."""
+    removed = []
+    for folder in Path(root).glob(TEMP_PREFIX + "*"):
+        try:
+            owner = int((folder / OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if owner == os.getpid() or _alive(owner):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(str(folder))
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
 def start_ray(config: Any, env_vars: dict[str, str], cpus_needed: float, num_gpus: int | None = None
               ) -> str | None:
     """Connect to (or start) Ray. Returns the temp dir of a local Ray this call started (None otherwise).
@@ -139,7 +169,9 @@ def start_ray(config: Any, env_vars: dict[str, str], cpus_needed: float, num_gpu
     runtime_env = job_runtime_env(env_vars, pip=config.ray.runtime_env_pip)  # nodes need no checkout
     address = config.ray.address or "local"
     if address == "local":  # never attach to someone else's Ray on this machine
-        temp_dir = tempfile.mkdtemp(prefix="rc-ray-", dir="/tmp")  # short: Ray's socket paths are length-capped
+        sweep_stale_temp_dirs()
+        temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=TEMP_ROOT)  # short: Ray's socket paths are length-capped
+        Path(temp_dir, OWNER_FILE).write_text(str(os.getpid()))
         cpus = max(config.ray.num_cpus or os.cpu_count() or 1, int(-(-cpus_needed // 1)))
         ray.init(address="local", num_cpus=cpus, num_gpus=num_gpus, include_dashboard=False,
                  logging_level=logging.WARNING,
