@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from training.encode import encode_shards
-    from training.run import init_ray
+    from training.run import ray_session
 
     cfg = load_train_config(args.config)
     with tempfile.TemporaryDirectory(prefix="loader-bench") as tmp:
@@ -77,15 +77,15 @@ def main(argv: list[str] | None = None) -> int:
         count, seconds = raw_read(shards, cfg)
         print(f"raw tar read + decode: {count} samples in {seconds:.2f} s = {count / seconds:.2f} samples/s")
         started = time.perf_counter()
-        init_ray(cfg.ray)
-        print(f"ray start: {time.perf_counter() - started:.1f} s")
-        rows, seconds, first = loader_read(shards, cfg, None, args.epochs * count)
-        print(f"training loader (decode in Ray Data): {rows} samples in {seconds:.2f} s = {rows / seconds:.2f} "
-              f"samples/s (first row after {first:.1f} s)")
-        latent_dir = encode_shards(shards, cfg)
-        rows, seconds, first = loader_read(shards, cfg, latent_dir, args.epochs * count)
-        print(f"training loader (cached latents): {rows} samples in {seconds:.2f} s = {rows / seconds:.2f} "
-              f"samples/s (first row after {first:.1f} s)")
+        with ray_session(cfg.ray):
+            print(f"ray start: {time.perf_counter() - started:.1f} s")
+            rows, seconds, first = loader_read(shards, cfg, None, args.epochs * count)
+            print(f"training loader (decode in Ray Data): {rows} samples in {seconds:.2f} s = {rows / seconds:.2f} "
+                  f"samples/s (first row after {first:.1f} s)")
+            latent_dir = encode_shards(shards, cfg)
+            rows, seconds, first = loader_read(shards, cfg, latent_dir, args.epochs * count)
+            print(f"training loader (cached latents): {rows} samples in {seconds:.2f} s = {rows / seconds:.2f} "
+                  f"samples/s (first row after {first:.1f} s)")
     return 0
 
 

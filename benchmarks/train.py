@@ -31,7 +31,7 @@ from training.config import load_train_config  # noqa: E402
 from training.data import MixtureSampler, decode_latent_row, shard_paths  # noqa: E402
 from training.encode import encode_shards, encode_text_cache  # noqa: E402
 from training.loop import train_loop  # noqa: E402
-from training.run import init_ray  # noqa: E402
+from training.run import ray_session  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,8 +63,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"loop: {args.steps} steps in {wall:.1f} s (incl. model build, final heatmap); median step "
               f"{step_time * 1000:.0f} ms = {1 / step_time:.2f} steps/s; loss {records[0]['loss']:.3f} -> "
               f"{records[-1]['loss']:.3f}")
-        init_ray(cfg.ray)
-        count, seconds, first = loader_read(shards, cfg, latent_dir, 2 * len(rows))
+        with ray_session(cfg.ray):
+            count, seconds, first = loader_read(shards, cfg, latent_dir, 2 * len(rows))
         print(f"loader (Ray Data over latent shards): {count / seconds:.1f} samples/s (first row after "
               f"{first:.1f} s)")
     return 0

@@ -163,20 +163,21 @@ def start_ray(config: Any, env_vars: dict[str, str], cpus_needed: float, num_gpu
     import ray
 
     from remind_curate import env
-    from remind_curate.ray_env import job_runtime_env
+    from remind_curate.ray_env import disk_system_config, job_runtime_env
 
     env.configure()  # RAY_AUTH_MODE etc. before Ray starts: its workers get the same values (env_vars)
     runtime_env = job_runtime_env(env_vars, pip=config.ray.runtime_env_pip)  # nodes need no checkout
     address = config.ray.address or "local"
     if address == "local":  # never attach to someone else's Ray on this machine
         sweep_stale_temp_dirs()
+        system_config = disk_system_config(TEMP_ROOT, config.ray.min_free_disk_gib)  # before any folder is made
         temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=TEMP_ROOT)  # short: Ray's socket paths are length-capped
         Path(temp_dir, OWNER_FILE).write_text(str(os.getpid()))
         cpus = max(config.ray.num_cpus or os.cpu_count() or 1, int(-(-cpus_needed // 1)))
         ray.init(address="local", num_cpus=cpus, num_gpus=num_gpus, include_dashboard=False,
                  logging_level=logging.WARNING,
                  object_store_memory=LOCAL_OBJECT_STORE_BYTES, runtime_env=runtime_env,
-                 _temp_dir=temp_dir, log_to_driver=True)
+                 _temp_dir=temp_dir, _system_config=system_config, log_to_driver=True)
         return temp_dir
     ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
     return None

@@ -122,5 +122,16 @@ def prefect_api() -> Iterator[TemporaryServer | None]:
         with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
             yield server
     finally:
+        _drain_prefect_senders()
         server.stop()
         os.environ.pop("PREFECT_API_URL", None)
+
+
+def _drain_prefect_senders(timeout_s: float = 5.0) -> None:
+    """Send what Prefect's background workers still hold (a failed flow's last log lines, run events) while the
+    server is up: otherwise they fail at exit and print ``Error logging to API`` under our own error."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        worker.drain_all(timeout=timeout_s)

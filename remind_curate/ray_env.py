@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import os
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -40,3 +41,24 @@ def job_runtime_env(env_vars: dict[str, str] | None = None, pip: bool = False) -
     if pip:
         env["pip"] = {"packages": dependencies(), "pip_check": False}
     return env
+
+
+class DiskTooSmallError(ValueError):
+    """``min_free_disk_gib`` asks for more free space than the disk under Ray's session folder holds in all."""
+
+
+def disk_system_config(path: str, min_free_gib: float) -> dict[str, float]:
+    """The ``_system_config`` of a local Ray: it refuses to create or spill objects only when the disk under
+    ``path`` has less than ``min_free_gib`` free.
+
+    Ray's own rule is a fraction of the disk's size (``local_fs_capacity_threshold``, 0.95): on a large shared
+    disk it refuses with many GiB free (a 250 GB disk with 12 GB free fails every spill, with
+    ``OutOfDiskError``), and on a small one it lets the disk fill to the last few hundred MB. Free space is what
+    a spill needs, so that is the setting; Ray takes it as the fraction it means on this disk."""
+    stat = os.statvfs(path)
+    capacity = stat.f_frsize * stat.f_blocks
+    min_free = min_free_gib * (1 << 30)
+    if min_free >= capacity:
+        raise DiskTooSmallError(f"ray.min_free_disk_gib is {min_free_gib:g} GiB but the disk under {path} holds "
+                                f"{capacity / (1 << 30):.1f} GiB in all; lower it")
+    return {"local_fs_capacity_threshold": 1.0 - min_free / capacity}

@@ -378,6 +378,10 @@ class RayConfig(_Section):
                                     "(actors) or as many as the cluster's CPUs allow (tasks).")
     runtime_env_pip: bool = Field(False, description="Have Ray install the pinned dependencies on the nodes (a pip "
                                   "runtime_env); off: the nodes have them installed. The code always travels.")
+    min_free_disk_gib: float = Field(1.0, gt=0, description="For a local Ray: it refuses to create or spill "
+                                     "objects when the disk under its session folder has less than this free "
+                                     "(Ray's own rule, 95% of the disk's size, refuses with many GiB free on a "
+                                     "large shared disk).")
 
 
 class ExecutorConfig(_Section):

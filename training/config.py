@@ -162,6 +162,8 @@ class OptimConfig(_Section):
 class RayTrainConfig(_Section):
     address: str = Field("", description="Existing cluster; empty = a local Ray.")
     num_cpus: int = Field(0, ge=0, description="Local Ray CPUs (0 = all cores).")
+    min_free_disk_gib: float = Field(1.0, gt=0, description="Local Ray: refuse to create or spill objects below "
+                                     "this much free disk (instead of Ray's 95%-of-the-disk rule).")
     num_workers: int = Field(1, ge=1)
     cpus_per_worker: float = Field(1.0, gt=0)
     use_gpu: bool = False

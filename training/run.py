@@ -7,9 +7,12 @@ workers restore it through ``ray.train.get_checkpoint()``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +21,35 @@ import yaml
 from training.config import RayTrainConfig, TrainConfig, load_train_config
 
 
-def init_ray(cfg: RayTrainConfig) -> bool:
-    """Start (or join) Ray unless it is already up; returns True when this call started it."""
+@contextlib.contextmanager
+def ray_session(cfg: RayTrainConfig) -> Iterator[None]:
+    """Ray for the block: the one already up, the cluster at ``cfg.address``, or a local Ray that is shut down
+    (and its session folder removed) when the block ends."""
     import ray
 
     if ray.is_initialized():
-        return False
+        yield
+        return
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
-    from remind_curate.ray_env import job_runtime_env
+    from remind_curate.ray_env import disk_system_config, job_runtime_env
 
     runtime_env = job_runtime_env()  # our code travels to every node as py_modules: no checkout needed there
+    temp_dir = None
     if cfg.address:
         ray.init(address=cfg.address, log_to_driver=False, runtime_env=runtime_env)
     else:
+        system_config = disk_system_config("/tmp", cfg.min_free_disk_gib)
+        temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: socket paths have a length limit
         ray.init(num_cpus=cfg.num_cpus or None, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env,
-                 _temp_dir=tempfile.mkdtemp(prefix="rt", dir="/tmp"))  # short: socket paths have a length limit
-    return True
+                 _temp_dir=temp_dir, _system_config=system_config)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+        if temp_dir:
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _worker(config: dict[str, Any]) -> None:
@@ -95,8 +109,7 @@ def train(shards: Path, config_path: Path | None, out: Path, max_steps: int | No
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    started = init_ray(cfg.ray)
-    try:
+    with ray_session(cfg.ray):
         latent_dir = encode_shards(Path(shards), cfg) if cfg.data.latents == "cache" else None
         text_dir = encode_text_cache(Path(shards), cfg)
         resources = {"CPU": cfg.ray.cpus_per_worker}
@@ -114,11 +127,6 @@ def train(shards: Path, config_path: Path | None, out: Path, max_steps: int | No
             datasets={"train": build_dataset(Path(shards), cfg.data, latent_dir)},
         )
         result = trainer.fit()
-    finally:
-        if started:
-            import ray
-
-            ray.shutdown()
     starts = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines() if line.strip()]
     summary = {**summarise(out / "metrics.jsonl"), "out": str(out),
                "resumed_from_step": starts[-1]["step"] if starts and starts[-1]["resumed"] else None,

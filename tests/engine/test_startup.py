@@ -115,3 +115,27 @@ with prefect_api() as server:
     bad = _env(tmp_path, PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp_path}/no/such/dir/x.db")
     out = _run(code, bad, timeout=50)
     assert "temporary Prefect server exited" in out["error"]
+
+
+FAILING_FLOW = """
+import json
+from engine.startup import prefect_api
+with prefect_api() as server:
+    from prefect import flow
+    @flow
+    def broken() -> None:
+        raise ValueError("no such thing")
+    server.wait_ready()
+    try:
+        broken()
+    except ValueError as exc:
+        print("RESULT " + json.dumps({"error": str(exc)}))
+"""
+
+
+@pytest.mark.timeout(150)
+def test_a_failed_flows_last_logs_reach_the_server_before_it_stops(tmp_path):
+    proc = subprocess.run([sys.executable, "-c", FAILING_FLOW], cwd=ROOT, env=_env(tmp_path), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "RESULT " in proc.stdout, proc.stderr[-3000:]
+    assert "Error logging to API" not in proc.stderr, proc.stderr[-3000:]  # sent while the server was up

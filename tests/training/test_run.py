@@ -11,7 +11,7 @@ import yaml
 
 from training.config import DataConfig, RayTrainConfig
 from training.data import build_dataset
-from training.run import init_ray, train
+from training.run import ray_session, train
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "train-tiny.yaml"
 
@@ -20,10 +20,10 @@ TINY = Path(__file__).resolve().parents[2] / "configs" / "train-tiny.yaml"
 def ray_local() -> Iterator[None]:
     import ray
 
-    started = init_ray(RayTrainConfig(num_cpus=2))
-    yield
-    if started:
-        ray.shutdown()
+    with ray_session(RayTrainConfig(num_cpus=2)):
+        temp_dir = Path(ray._private.worker.global_worker.node.get_temp_dir_path())
+        yield
+    assert not ray.is_initialized() and not temp_dir.exists()  # a local session leaves no folder in /tmp
 
 
 def _config(tmp_path: Path, **data: object) -> Path:
