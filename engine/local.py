@@ -138,6 +138,7 @@ class LocalPipeline:
                                        sum(passes_through(stage_cls, r) for r in batch))
                 for output in outputs:  # a failed record skips the remaining stages
                     self._put(self.results if isinstance(output, Failed) else target, output)
+                batch = outputs = output = None  # handed on: waiting here must not keep their frames alive
             with self._lock:
                 self._left[index] -= 1
                 last = self._left[index] == 0

@@ -176,7 +176,7 @@ def _measure_window(window: Window, config: MotionConfig) -> Window:
     window.scores.update({f"dynamics_{c}": 1.0 for c in ("motion", "light", "weather", "texture") if c in channels})
     if not channels:
         assert geometric is not None
-        raise geometric
+        raise Reject(geometric.reason, geometric.detail, geometric.scores)  # a fresh one: no local refers to it
     return window
 
 

@@ -4,10 +4,13 @@ of clips."""
 from __future__ import annotations
 
 import errno
+import gc
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 
+import numpy as np
 import pytest
 
 from engine.executor import UnknownStageError, run_pipeline
@@ -205,3 +208,58 @@ def test_closing_the_stream_early_stops_every_worker() -> None:
     while threading.active_count() > before and time.time() < deadline:
         time.sleep(0.05)
     assert threading.active_count() <= before
+
+
+FRAMES: list[weakref.ref] = []
+
+
+class Payload:
+    """A record carrying a large buffer, as a clip carries its frames."""
+
+    def __init__(self, value: int) -> None:
+        self.value, self.seen, self.skip_stages = value, [], frozenset()
+        self.frames = np.zeros(1 << 20, np.uint8)
+
+
+class Load(ProcessingStage[Item, Payload]):
+    """Like decode-source: the frames are made inside the pipeline."""
+
+    name, input_type, output_type = "load", Item, Payload
+
+    def process(self, item: Item) -> Payload:
+        payload = Payload(item.value)
+        FRAMES.append(weakref.ref(payload.frames))
+        return payload
+
+
+class Summarise(ProcessingStage[Payload, Item]):
+    """Like write-samples: what leaves the pipeline is a small result, not the record with its frames."""
+
+    name, input_type, output_type = "summarise", Payload, Item
+
+    def process(self, record: Payload) -> Item:
+        return Item(record.value, list(record.seen))
+
+
+def test_a_finished_record_is_freed_while_the_stage_workers_wait_for_the_next() -> None:
+    """Workers idle between inputs (the next source still listing) must not hold the last one's frames."""
+    release = threading.Event()
+    FRAMES.clear()
+
+    def inputs():
+        yield Item(1)
+        release.wait(20)  # the next input is slow to arrive: every worker waits
+        yield Item(2)
+
+    gc.disable()  # only reference counts free memory here, as between two runs of the cyclic GC
+    try:
+        stages = pipeline(Load, Double, AddOne, Slow, Summarise)
+        execution = iter(run_pipeline(inputs(), stages, config(), None))
+        assert next(execution).value == 3
+        time.sleep(0.3)  # every worker is back at its queue
+        alive = FRAMES[0]() is not None
+        release.set()
+        assert [r.value for r in execution] == [5]
+    finally:
+        gc.enable()
+    assert not alive, "a stage worker kept a finished record (and its frames) alive"

@@ -9,7 +9,7 @@ import pytest
 from engine.stage import Failed, ProcessingStage, Resources, apply_stage
 from flows.ingest import INGEST
 from schemas.config import load_config
-from tasks.clip import Clip
+from tasks.clip import Clip, Reject
 from tasks.records import SourceItem
 from tasks.samples import ClipResult
 from tasks.sources.resolve import list_sources
@@ -63,3 +63,38 @@ def test_the_stages_run_as_plain_python(tmp_path) -> None:
     assert all(isinstance(r, Clip) and r.windows for r in records)
     assert all(w.augmented is not None and w.augmented.kind.value == "light_toggle"
                for clip in records for w in clip.windows)
+
+
+@pytest.mark.parametrize("error", [Reject, ValueError])
+def test_a_window_turned_down_frees_its_frames_without_the_cyclic_gc(error) -> None:
+    """An exception kept in a local of the frame that raises it (``err = Reject(...); raise err``) makes a cycle
+    through its traceback; until the cyclic GC ran (seconds later) it held the window's frames: per_window clears
+    the caught traceback's frames, so reference counts free them at once."""
+    import gc
+    import weakref
+
+    import numpy as np
+
+    from tasks.clip import per_window
+    from tasks.records import Window
+
+    @per_window("toy-filter")
+    def turn_down(window: Window) -> Window:
+        pixels = window.frames  # a local of the raising frame, as measure() holds the frames
+        verdict = error("static_scene")  # the exception itself in a local: the cycle
+        assert pixels is not None
+        raise verdict
+
+    frames = np.zeros((81, 48, 83, 3), np.uint8)
+    alive = weakref.ref(frames)
+    clip = Clip(SourceItem("x", "local", "x.mp4"))
+    clip.windows = [Window(clip.item, 0, 0, frames, (0.0, 5.0))]
+    del frames
+    gc.disable()
+    try:
+        turn_down(clip)
+        assert [o.window for o in clip.outcomes] == [0] and not clip.windows
+        freed = alive() is None
+    finally:
+        gc.enable()
+    assert freed

@@ -5,11 +5,14 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from tasks.validate import validate_path
-from tests.faults.helpers import CLIPS, CONFIG_TEXT, assert_same_output, prepacked_copy, shard_contents
+from tasks.manifest import read_manifest
+from tests.faults.helpers import (BACKENDS, CLIPS, CONFIG_TEXT, assert_same_output, backend_config,
+                                 prepacked_copy, shard_contents)
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults, pytest.mark.timeout(600)]
 
@@ -72,3 +75,42 @@ def test_disk_full_while_packing(prefect_server, reference_out, small_fs, tmp_pa
     assert_same_output(out, reference_out)
     assert validate_path(out).ok
     assert not list((out / ".tmp").iterdir())
+
+
+def _tree_bytes(path) -> int:
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_disk_full_while_clips_are_written(prefect_server, reference_out, small_fs, tmp_path, backend):
+    """The disk fills while the workers write clips (on Ray: inside the Ray workers). Clips that could not be
+    written are failed ``io_error`` (transient) or the run stops with ENOSPC; either way nothing partial is visible,
+    and the same command with space completes, reusing what finished, with the uninterrupted run's output."""
+    from flows.ingest import ingest
+
+    out = small_fs / "out"
+    config = tmp_path / "config.yaml"
+    config.write_text(backend_config(backend))
+    limit_kib = (_used_bytes(small_fs) + _tree_bytes(reference_out) // 2) // 1024  # about half the clips fit
+    assert _mount(small_fs, f"{limit_kib}k", remount=True).returncode == 0
+
+    try:
+        first = ingest(source=f"synthetic:{CLIPS}", out=str(out), config_path=str(config))
+    except OSError as exc:
+        assert exc.errno == errno.ENOSPC, exc
+        first = None
+    if first is not None:  # it completed: the clips without room are failed, retried by the next run
+        failed = [r for r in read_manifest(out / "manifest.parquet") if r.status == "failed"]
+        assert failed and all(r.reason == "io_error" and "No space left" in (r.error or "") for r in failed), failed
+    published = sorted((out / "shards").iterdir()) if (out / "shards").exists() else []
+    assert all(p.name.startswith("shard-") and p.suffix == ".tar" for p in published), published
+    if published:
+        assert validate_path(out).ok  # only whole shards, each one valid
+    finished = len(list((out / "cache" / "clips").glob("*.json")))
+
+    assert _mount(small_fs, "256m", remount=True).returncode == 0
+    summary = ingest(source=f"synthetic:{CLIPS}", out=str(out), config_path=str(config))
+    assert summary["clips_reused"] + summary["clips_processed"] == CLIPS
+    assert 0 < summary["clips_reused"] <= finished < CLIPS  # some clips fit, not all; none was redone
+    assert_same_output(out, reference_out)
+    assert validate_path(out).ok
