@@ -55,6 +55,7 @@ from engine.metrics import PipelineMetrics
 from engine.ray_trace import TraceTotals
 from engine.ray_worker import INPUT, READY, RECORD, TRACE, Carried, StageWorker, run_task_batch
 from engine.stage import ENVIRONMENT_ERRNOS, Failed, Pipeline, ProcessingStage, Resources
+from remind_curate.ray_env import LOCAL_TEMP_ROOT
 
 MAX_RETRIES = 3  # worker deaths tolerated per task / actor before the execution gives up (then: worker_lost)
 # A local Ray's object store: records (decoded frames included) cross it between stages that are not fused.
@@ -122,7 +123,7 @@ def worker_env() -> dict[str, str]:
     return values
 
 
-TEMP_ROOT, TEMP_PREFIX, OWNER_FILE = "/tmp", "rc-ray-", "owner.pid"
+TEMP_ROOT, TEMP_PREFIX, OWNER_FILE = LOCAL_TEMP_ROOT, "rc-ray-", "owner.pid"
 
 
 def sweep_stale_temp_dirs(root: str = TEMP_ROOT) -> list[str]:

@@ -177,8 +177,21 @@ def output(out: str | None, what: str = "--out", write: bool = True) -> None:
         writable_dir(out, what)
 
 
+def local_ray_disk(ray: Any) -> None:
+    """A local Ray's ``min_free_disk_gib`` must be smaller than the disk its session folder is on."""
+    from remind_curate.ray_env import LOCAL_TEMP_ROOT, DiskTooSmallError, disk_system_config
+
+    if not ray.address:
+        try:
+            disk_system_config(LOCAL_TEMP_ROOT, ray.min_free_disk_gib)
+        except DiskTooSmallError as exc:
+            raise UsageError(str(exc)) from None
+
+
 def _ingest(a: argparse.Namespace) -> None:
     config = run_config(a.config, _ray_overrides(a.ray_address))
+    if config.ray.enabled:
+        local_ray_disk(config.ray)
     output(a.out)
     source(a.source, config, a.pexels_permission_confirmed)
 
@@ -231,7 +244,7 @@ def _shards(path: str) -> None:
 
 def _train(a: argparse.Namespace) -> None:
     _shards(a.shards)
-    train_config(a.config)
+    local_ray_disk(train_config(a.config).ray)
     writable_dir(a.out, "--out")
     if a.max_steps is not None and a.max_steps < 1:
         raise UsageError(f"--max-steps must be at least 1, got {a.max_steps}")

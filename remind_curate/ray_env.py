@@ -15,6 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+LOCAL_TEMP_ROOT = "/tmp"  # a local Ray's session folders (short paths: Ray's socket paths are length-capped)
 PACKAGES = ("schemas", "engine", "tasks", "flows", "taxonomy", "training", "remind_curate")
 DISTRIBUTION = "remind-curate"
 

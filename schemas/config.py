@@ -387,8 +387,9 @@ class RayConfig(_Section):
 class ExecutorConfig(_Section):
     """The local streaming backend (engine/local.py); the Ray backend takes its sizes from ``ray``."""
 
-    max_in_flight: int = Field(3, ge=1, description="Inputs inside the pipeline at once: bounds memory (a clip's "
-                               "decoded frames are ~100 MB per window) while keeping every stage fed.")
+    max_in_flight: int = Field(2, ge=1, description="Inputs inside the pipeline at once: bounds memory (a clip's "
+                               "decoded frames are ~100 MB per window). 2 keeps both cores of a 2-core machine "
+                               "busy (3 was no faster, 190 MB more); raise it with the cores and workers.")
     workers: dict[str, int] = Field(default_factory=dict, description="Worker threads per stage name, e.g. "
                                     "{write-samples: 2}; a stage left out gets its own default (1 for most).")
     batch_wait_s: float = Field(0.05, ge=0, description="How long a batching stage waits to fill a batch.")

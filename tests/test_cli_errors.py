@@ -112,6 +112,8 @@ def test_every_command_with_paths_or_configs_checks_them_first(tmp_path: Path, c
     (tmp_path / "broken.yaml").write_text("pack: [unclosed\n")
     (tmp_path / "bad-train.yaml").write_text("optim: {lr: fast}\n")
     (tmp_path / "file").write_text("")
+    (tmp_path / "huge-disk.yaml").write_text("ray: {enabled: true, min_free_disk_gib: 1.0e+9}\n")
+    (tmp_path / "huge-disk-train.yaml").write_text("ray: {min_free_disk_gib: 1.0e+9}\n")
     (tmp_path / "shards").mkdir()
     (tmp_path / "shards" / "shard-000000.tar").write_bytes(b"")
     cases = [
@@ -121,6 +123,10 @@ def test_every_command_with_paths_or_configs_checks_them_first(tmp_path: Path, c
         (["ingest", "--source", f"manifest:{t}/nope.parquet", "--out", f"{t}/i"], "manifest source path not found"),
         (["ingest", "--source", "openvid:", "--out", f"{t}/i"], "openvid:PATH needs a path"),
         (["demo", "--clips", "0", "--out", f"{t}/d"], "--clips must be at least 1"),
+        (["ingest", "--source", "synthetic:1", "--out", f"{t}/i", "--config", f"{t}/huge-disk.yaml"],
+         "ray.min_free_disk_gib is 1e+09 GiB but the disk under /tmp holds"),
+        (["train", "--shards", f"{t}/shards", "--config", f"{t}/huge-disk-train.yaml", "--out", f"{t}/run"],
+         "ray.min_free_disk_gib is 1e+09 GiB"),
         (["demo", "--out", f"{t}/file/sub"], "--out cannot be created"),
         (["regenerate", "--from", f"{t}/nope", "--out", f"{t}/r"], "--from (a finished ingest output) not found"),
         (["regenerate", "--from", f"{t}/empty", "--out", f"{t}/r"], "is not an ingest output (no run.json)"),

@@ -33,15 +33,15 @@ def ray_session(cfg: RayTrainConfig) -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
-    from remind_curate.ray_env import disk_system_config, job_runtime_env
+    from remind_curate.ray_env import LOCAL_TEMP_ROOT, disk_system_config, job_runtime_env
 
     runtime_env = job_runtime_env()  # our code travels to every node as py_modules: no checkout needed there
     temp_dir = None
     if cfg.address:
         ray.init(address=cfg.address, log_to_driver=False, runtime_env=runtime_env)
     else:
-        system_config = disk_system_config("/tmp", cfg.min_free_disk_gib)
-        temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # short: socket paths have a length limit
+        system_config = disk_system_config(LOCAL_TEMP_ROOT, cfg.min_free_disk_gib)
+        temp_dir = tempfile.mkdtemp(prefix="rt", dir=LOCAL_TEMP_ROOT)  # short: socket paths have a length limit
         ray.init(num_cpus=cfg.num_cpus or None, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env,
                  _temp_dir=temp_dir, _system_config=system_config)
     try:
