@@ -45,6 +45,7 @@ PROBES: tuple[tuple[str, str, str], ...] = (
     ("tasks.cameras", "make_geometry_backend", "geometry_calls"),
     ("tasks.cameras", "_backend", "geometry_calls"),  # EstimateCameras.setup and each window's estimate
     ("tasks.samples", "encode_h264", "encodes"),
+    ("tasks.video_splice", "encode_h264", "encodes"),  # a degraded clip's changed GOPs (one encode per run of them)
 )
 CATEGORIES = ("source_reads", "filter_calls", "geometry_calls", "encodes")
 

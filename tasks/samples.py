@@ -32,6 +32,7 @@ from engine.run import RunContext, atomic_write_bytes, atomic_write_json, sha256
 from tasks.sources.facts import manifest_fields, meta_fields
 from tasks.clip import Clip, Outcome, describe_error, per_window, stage_task
 from tasks.video_io import encode_h264
+from tasks.video_splice import encode_over
 from taxonomy import load_taxonomy
 
 
@@ -187,17 +188,20 @@ def encode_and_stage(window: Window, run: RunContext, clean_mp4: bytes | None = 
     aug: Augmented = window.augmented
     key = sample_key(window)
     keys = CHUNK_KEYFRAMES  # IDR at every chunk start: clean and degraded encode alike outside the interval
+    fps = run.config.normalise.fps
     if clean_mp4 is None:
-        clean_mp4 = encode_h264(window.frames, run.config.normalise.fps, enc.crf, enc.preset, enc.threads, keys)
+        clean_mp4 = encode_h264(window.frames, fps, enc.crf, enc.preset, enc.threads, keys)
         clean_path = cache_window(window, clean_mp4, run) / "clean.mp4"
     else:
         clean_path = run.windows / window.window_id / "clean.mp4"
+    clean_frames = window.frames
     view = cropped_view(window, aug)  # a crop-moving kind renders the clean clip at its crop (issue 12)
     if view is not None:
-        clean_mp4 = encode_h264(aug.clean_frames, run.config.normalise.fps, enc.crf, enc.preset, enc.threads, keys)
+        clean_mp4 = encode_over(aug.clean_frames, clean_frames, clean_mp4, fps, enc.crf, enc.preset, enc.threads, keys)
+        clean_frames = aug.clean_frames
     degraded = None
-    if aug.degraded is not None:
-        degraded = encode_h264(aug.degraded, run.config.normalise.fps, enc.crf, enc.preset, enc.threads, keys)
+    if aug.degraded is not None:  # equal to the clean clip outside the interval: only the interval's GOPs encoded
+        degraded = encode_over(aug.degraded, clean_frames, clean_mp4, fps, enc.crf, enc.preset, enc.threads, keys)
     meta = sample_meta(window, aug, run, key, parent_key, parent_run)
     depth, depth_conf, intrinsics = view if view is not None else (window.depth, window.depth_conf, window.intrinsics)
     sample = Sample(key=key, mp4=clean_mp4, graph=aug.graph, meta=meta, degraded_mp4=degraded,

@@ -9,6 +9,7 @@ at full light are untouched, so clean and degraded are the same video outside th
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import ndtri
 
 from schemas.config import LightToggleConfig
 from schemas.graph import InterruptionKind
@@ -26,9 +27,12 @@ LINEAR_TO_SRGB = np.clip(np.rint(np.where(_LIN <= 0.0031308, _LIN * 12.92, 1.055
                          0, 255).astype(np.uint8)
 
 
+NORMAL_QUANTILES = ndtri((np.arange(1 << 16) + 0.5) / (1 << 16)).astype(np.float32)
+
+
 def linear_to_srgb(lin: np.ndarray) -> np.ndarray:
     """Linear light in [0, 1] -> sRGB uint8 through a 65536-entry table."""
-    idx = np.clip(lin * float((1 << 16) - 1) + 0.5, 0, (1 << 16) - 1).astype(np.uint16)
+    idx = np.clip(lin * np.float32((1 << 16) - 1) + np.float32(0.5), 0, (1 << 16) - 1).astype(np.uint16)
     return LINEAR_TO_SRGB[idx]
 
 
@@ -59,18 +63,42 @@ def lamp_mask(hw: tuple[int, int], box: tuple[float, float, float, float], margi
     return np.clip(1.0 - d * d * (3 - 2 * np.clip(d, 0, 1)), 0.0, 1.0) * (d < 1)
 
 
+def standard_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """Standard normal float32 samples: a random 16-bit index into the normal's 65536 quantiles. A third of
+    ``rng.standard_normal``'s cost; the tails stop at 4.3 sigma, past anything 8-bit sensor noise shows."""
+    count = int(np.prod(shape))
+    return NORMAL_QUANTILES[np.frombuffer(rng.bytes(2 * count), np.uint16)].reshape(shape)
+
+
 def relight(frame: np.ndarray, gain: np.ndarray | float, tint: np.ndarray, black: float, noise: float,
             rng: np.random.Generator) -> np.ndarray:
-    """One frame in linear light: gain x tint, a black level where dimmed, shot + read noise, back to sRGB."""
-    lin = SRGB_TO_LINEAR[frame]
+    """One frame in linear light: gain x tint, a black level where dimmed, shot + read noise, back to sRGB.
+    Pixels at full light come back unchanged, so a lamp's gain map is only computed over the box it dims."""
     g = np.asarray(gain, np.float32)
-    g3 = g[..., None] if g.ndim == 2 else g
-    dim = 1.0 - g3
-    tint3 = 1.0 + (tint[None, None, :] - 1.0) * dim
-    out = (lin * g3 + black * dim) * tint3  # the ambient that lifts the darks has the cast too
-    camera_gain = np.minimum(2.0, 1.0 / np.maximum(g3, 0.05) ** 0.5)  # the camera pushes its gain up in the dark
-    sigma = noise * np.sqrt(0.002 * out + 0.000004) * camera_gain * np.minimum(1.0, dim * 4)
-    out = out + sigma * rng.standard_normal(out.shape, dtype=np.float32)
+    if g.ndim == 0:
+        return _relight(frame, g, tint, black, noise, rng)
+    dimmed = g < 1.0
+    rows, cols = np.flatnonzero(dimmed.any(axis=1)), np.flatnonzero(dimmed.any(axis=0))
+    out = frame.copy()
+    if rows.size:
+        box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+        out[box] = _relight(frame[box], g[box][..., None], tint, black, noise, rng)
+    return out
+
+
+def _relight(frame: np.ndarray, g: np.ndarray, tint: np.ndarray, black: float, noise: float,
+             rng: np.random.Generator) -> np.ndarray:
+    out = SRGB_TO_LINEAR[frame]
+    dim = np.float32(1.0) - g
+    out *= g
+    out += np.float32(black) * dim  # the ambient that lifts the darks has the cast too
+    out *= np.float32(1.0) + (tint - np.float32(1.0)) * dim
+    camera_gain = np.minimum(np.float32(2.0), np.maximum(g, np.float32(0.05)) ** np.float32(-0.5))  # pushed up in the dark
+    scale = np.float32(noise) * camera_gain * np.minimum(np.float32(1.0), dim * np.float32(4))
+    sigma = np.sqrt(np.float32(0.002) * out + np.float32(0.000004))
+    sigma *= scale
+    sigma *= standard_normal(rng, out.shape)
+    out += sigma
     return linear_to_srgb(out)
 
 

