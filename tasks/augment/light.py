@@ -93,7 +93,8 @@ def _relight(frame: np.ndarray, g: np.ndarray, tint: np.ndarray, black: float, n
     out *= g
     out += np.float32(black) * dim  # the ambient that lifts the darks has the cast too
     out *= np.float32(1.0) + (tint - np.float32(1.0)) * dim
-    camera_gain = np.minimum(np.float32(2.0), np.maximum(g, np.float32(0.05)) ** np.float32(-0.5))  # pushed up in the dark
+    # the camera pushes its gain up in the dark
+    camera_gain = np.minimum(np.float32(2.0), np.maximum(g, np.float32(0.05)) ** np.float32(-0.5))
     scale = np.float32(noise) * camera_gain * np.minimum(np.float32(1.0), dim * np.float32(4))
     sigma = np.sqrt(np.float32(0.002) * out + np.float32(0.000004))
     sigma *= scale

@@ -92,7 +92,8 @@ def test_a_reference_encoded_otherwise_is_never_spliced(clean) -> None:
     frames, _ = clean
     degraded = frames.copy()
     degraded[30] = 0
-    for reference_mp4 in (encode_h264(frames, 16, 24, "ultrafast", 1, KEYS), encode_h264(frames, 16, 23, "ultrafast", 2, KEYS),
-                          encode_h264(frames, 16, 23, "ultrafast", 1)):
+    others = ((24, 1, KEYS), (23, 2, KEYS), (23, 1, ()))  # (crf, threads, keyframes): each differs in one
+    for crf, threads, keys in others:
+        reference_mp4 = encode_h264(frames, 16, crf, "ultrafast", threads, keys)
         out = encode_over(degraded, frames, reference_mp4, **SETTINGS)
         assert out == encode_h264(degraded, 16, 23, "ultrafast", 1, KEYS)
