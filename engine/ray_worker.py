@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.process_memory import bound_malloc, release_free_memory
 from engine.stage import Failed, ProcessingStage, apply_stage, failure
 
 RECORD, INPUT, READY, TRACE = "record", "input", "ready", "trace"
@@ -53,6 +54,7 @@ class StageWorker:
         from remind_curate import env
 
         env.configure()  # this project's process defaults, as in the driver
+        bound_malloc()  # the allocator as the local backend sets it (engine/process_memory.py)
         self.name = stage_cls.name
         self.setup_error: BaseException | None = None
         self.stage = stage_cls(config, run)
@@ -69,6 +71,7 @@ class StageWorker:
         else:
             outputs = apply_stage(self.stage, records)
         ended = time.time()
+        release_free_memory()  # the batch's temporaries' pages go back, as after a local worker's batch
         pid, size = os.getpid(), len(records)
         traces = []
         for record, output, ready, trace in zip(records, outputs, batch[READY], batch[TRACE]):

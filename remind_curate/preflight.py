@@ -188,10 +188,24 @@ def local_ray_disk(ray: Any) -> None:
             raise UsageError(str(exc)) from None
 
 
+def cut_detector_precision(scene_cut: Any) -> None:
+    """A bf16 TransNetV2 needs native bf16 where it runs; checked here for a local run (torch is imported only
+    then). On Ray each worker checks its own machine and fails its records with the same message."""
+    if scene_cut.detector == "transnetv2" and scene_cut.transnet_precision != "float32":
+        from tasks.prefilter.cuts import UnsupportedPrecision, check_precision
+
+        try:
+            check_precision(scene_cut.transnet_precision, scene_cut.transnet_device)
+        except UnsupportedPrecision as exc:
+            raise UsageError(str(exc)) from None
+
+
 def _ingest(a: argparse.Namespace) -> None:
     config = run_config(a.config, _ray_overrides(a.ray_address))
     if config.ray.enabled:
         local_ray_disk(config.ray)
+    else:
+        cut_detector_precision(config.prefilter.scene_cut)
     output(a.out)
     source(a.source, config, a.pexels_permission_confirmed)
 

