@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from contextlib import ExitStack
 from pathlib import Path
 
 from remind_curate import env
+from remind_curate.console_logging import console_without_tracebacks
 from remind_curate.preflight import OneLineParser, fail, preflight
 
 env.configure()  # before Prefect or Ray is imported anywhere
@@ -281,12 +283,12 @@ def main(argv: list[str] | None = None) -> int:
 
                 args.prefect_server = stack.enter_context(prefect_api())
             preflight(args)  # arguments, paths, sources, credentials, configs: before any flow or Ray starts
+            if args.command in FLOW_COMMANDS and not os.environ.get("REMIND_DEBUG"):
+                console_without_tracebacks()  # a failed flow ends in the one-line error below, not three tracebacks
             return args.fn(args)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:  # a clear one-line error for users; tracebacks with REMIND_DEBUG=1
-        import os
-
         if os.environ.get("REMIND_DEBUG"):
             raise
         return fail(args.command, exc)

@@ -175,3 +175,21 @@ def test_bf16_cut_detector_on_a_cpu_without_native_bf16_is_one_line(tmp_path: Pa
     line = _one_line(proc.stderr, "ingest")
     assert proc.returncode == 2 and "transnet_precision bfloat16 needs a CPU with native bf16" in line, line
     assert not out.exists() and not list(home.rglob("*.db")), "an output or a Prefect server was started"
+
+
+@pytest.mark.timeout(180)
+def test_a_flow_that_fails_ends_in_its_one_line_error_without_tracebacks(tmp_path: Path) -> None:
+    """A failure inside the flow (here a file where the shards folder goes, met when packing): Prefect's console
+    lines say which run failed, the command's last line says why, and no Python traceback is printed; the API log
+    keeps it (and REMIND_DEBUG=1 shows it)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "shards").write_text("not a folder")
+    proc = subprocess.run([sys.executable, "-m", "remind_curate.cli", "ingest", "--source", "synthetic:1", "--out",
+                           str(out)], cwd=REPO, capture_output=True, text=True, timeout=150,
+                          env={**os.environ, "PREFECT_HOME": str(tmp_path / "home"), "PREFECT_API_URL": ""})
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = proc.stderr.splitlines()
+    assert lines[-1] == f"remind-curate ingest: error: FileExistsError: [Errno 17] File exists: '{out / 'shards'}'"
+    assert "Traceback" not in proc.stderr and len(lines) <= 4, proc.stderr
+    assert any("Flow run" in line and "FileExistsError" in line for line in lines[:-1]), proc.stderr
