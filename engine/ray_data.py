@@ -52,6 +52,7 @@ from typing import Any
 from tqdm import tqdm
 
 from engine.metrics import PipelineMetrics
+from engine.pids import alive
 from engine.ray_trace import TraceTotals
 from engine.ray_worker import INPUT, READY, RECORD, TRACE, Carried, StageWorker, run_task_batch
 from engine.stage import ENVIRONMENT_ERRNOS, Failed, Pipeline, ProcessingStage, Resources
@@ -135,21 +136,12 @@ def sweep_stale_temp_dirs(root: str = TEMP_ROOT) -> list[str]:
             owner = int((folder / OWNER_FILE).read_text().strip())
         except (OSError, ValueError):
             continue
-        if owner == os.getpid() or _alive(owner):
+        if owner == os.getpid() or alive(owner):
             continue
         shutil.rmtree(folder, ignore_errors=True)
         removed.append(str(folder))
     return removed
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    return True
 
 
 def start_ray(config: Any, env_vars: dict[str, str], cpus_needed: float, num_gpus: int | None = None

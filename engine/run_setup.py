@@ -30,16 +30,22 @@ def open_output(out: str | Path, config: Config, kind: str = "ingest", parent: P
     """The run folder; for an object-store OUT (engine.storage) a local working folder mirrored to the store:
     checked and pulled before any work, identity pushed at once, summary pushed when the run ends."""
     remote = connect(out) if is_remote(str(out)) else None
-    run = open_run(remote.local if remote else Path(out), config, kind, parent, remote.pull if remote else None)
-    run.remote = remote
+    if remote:
+        remote.take_lease()  # one writer per URL across machines (engine.bucket_lease)
     try:
-        if remote:
-            remote.push_identity(run)
-        yield run
-        if remote:
-            remote.push_outputs(run)
+        run = open_run(remote.local if remote else Path(out), config, kind, parent, remote.pull if remote else None)
+        run.remote = remote
+        try:
+            if remote:
+                remote.push_identity(run)
+            yield run
+            if remote:
+                remote.push_outputs(run)
+        finally:
+            run.release()
     finally:
-        run.release()
+        if remote:
+            remote.give_back_lease()
 
 
 @task(name="collect-rows", cache_policy=NO_CACHE, persist_result=False)

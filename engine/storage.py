@@ -4,7 +4,8 @@ The stages keep writing a Path-based run folder (``engine.run``): for an object-
 working folder (``$REMIND_CURATE_WORKDIR/<name>-<hash of the URL>``, default ``~/.cache/remind-curate/work``) and
 this module mirrors it. The object store is the truth:
 
-- on open (under the local lock) the run's identity, ledger, staged samples and previews come down, and local
+- on open the run takes the URL's write lease (``engine.bucket_lease``: one writer across machines), then, under
+  the local lock, the run's identity, ledger, staged samples and previews come down, and local
   ledger entries or shard copies the store does not have are dropped (their clips are redone, their keys repacked);
 - after a clip commits, its window cache, staged samples and thumbnails go up, then its ledger entry LAST;
 - each finished shard is published with ONE upload (a PUT, or a multipart upload that becomes visible only when
@@ -119,6 +120,10 @@ class RemoteOut:
     root: str
     fs: Any
     local: Path
+    lease: Any = None  # engine.bucket_lease.BucketLease while this process writes the store (the driver only)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "lease": None}  # a Ray worker uploads under the driver's lease
 
     # -- opening ---------------------------------------------------------------------------------------------------
     @classmethod
@@ -141,20 +146,43 @@ class RemoteOut:
                 raise StorageError(f"{url}: bucket {bucket} does not exist at {endpoint()}: create it first"
                                    ) from None
             if write:
+                from engine.bucket_lease import lease_ttl_s
+
+                lease_ttl_s()  # a malformed lease TTL is a misconfiguration too
                 fs.pipe_file(probe, b"")  # write and delete access, before any work
                 fs.rm_file(probe)
             elif not fs.exists(f"{root}/run.json"):  # read access, and a run to read
                 raise StorageError(f"{url} is not a remind-curate output (no run.json)")
         except StorageError:
             raise
+        except ValueError as exc:
+            raise StorageError(str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - every failure here is the user's configuration
             raise StorageError(f"{url}: {explain(exc, bucket)}") from None
         finally:
             fs.retries = retries
         return cls(url, bucket, root, fs, workdir_for(url))
 
+    def take_lease(self) -> None:
+        """Become the one writer of this URL (engine.bucket_lease): before anything is pulled or written."""
+        from engine.bucket_lease import BucketLease
+
+        try:
+            self.lease = BucketLease(self.fs, self.bucket, self.root, self.url).acquire()
+        except OSError as exc:
+            raise self._fail("taking the write lease of", exc) from None
+
+    def give_back_lease(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
+            self.lease = None
+
     def _remote(self, rel: str) -> str:
         return f"{self.root}/{rel}"
+
+    def _writable(self) -> None:
+        if self.lease is not None:
+            self.lease.check()
 
     def _fail(self, what: str, exc: BaseException) -> OSError:
         """An upload/download failure is the environment's (EIO: never a clip's verdict; a rerun retries)."""
@@ -178,6 +206,7 @@ class RemoteOut:
         paths = [p for p in paths if p.is_file()]
         if not paths:
             return
+        self._writable()
         rels = [p.relative_to(self.local).as_posix() for p in paths]
         try:
             self.fs.put([str(p) for p in paths], [self._remote(r) for r in rels])
@@ -257,6 +286,7 @@ class RemoteOut:
     def publish_shard(self, path: Path, keys: list[str]) -> None:
         """One atomic upload of a complete local shard (PUT, or a multipart upload visible once completed)."""
         part, target = os.environ.get(PART_BYTES_ENV), self._remote(f"shards/{path.name}")
+        self._writable()
         try:
             self.fs.put_file(str(path), target, chunksize=int(part) if part else None)
             tag = self._tag(self.fs.info(target))

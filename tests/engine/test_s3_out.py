@@ -203,6 +203,13 @@ def test_misconfigured_s3_out_is_one_line_before_any_work(s3, tmp_path, monkeypa
     with monkeypatch.context() as m:
         m.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_free_port()}")  # nothing listens there
         assert "cannot reach the S3 endpoint" in error(f"s3://{bucket}/run")
+    with monkeypatch.context() as m:
+        m.setenv("REMIND_CURATE_S3_LEASE_S", "one minute")
+        assert "REMIND_CURATE_S3_LEASE_S must be a positive number of seconds" in error(f"s3://{bucket}/run")
+        from remind_curate.preflight import UsageError, output
+
+        with pytest.raises(UsageError, match="LEASE_S must be"):  # said by the checks, before a flow starts
+            output(f"s3://{bucket}/run")
     assert "is not a remind-curate output" in error(f"s3://{bucket}/b", ("regenerate", "--from", f"s3://{bucket}/a"))
     assert _objects(client, bucket, "") == {}  # nothing written, no run started
     assert not (tmp_path / "work").exists()
@@ -254,3 +261,77 @@ def test_sigkill_mid_shard_upload_leaves_nothing_partial(prefect_server, s3, tmp
     metrics = json.loads(fs.cat(f"{bucket}/{prefix}metrics.json"))
     assert (metrics["clips_processed"], metrics["clips_reused"]) == (0, CLIPS)
     assert len(keys) == metrics["status"]["accepted"]
+
+
+def _lease_holder(client, bucket: str, prefix: str) -> dict | None:
+    from engine.bucket_lease import LEASE_NAME
+
+    try:
+        return json.loads(client.get_object(Bucket=bucket, Key=f"{prefix}{LEASE_NAME}")["Body"].read())
+    except client.exceptions.NoSuchKey:
+        return None
+
+
+def _wait_for(condition, timeout: float = 10.0) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+@pytest.mark.timeout(120)
+def test_one_writer_per_url_across_machines(prefect_server, s3, tmp_path, monkeypatch):
+    """The bucket lease (engine/bucket_lease.py): a second writer of the same URL is refused while the first
+    renews its lease; it gets the lease once the first gives it back, when a holder on another machine has not
+    renewed it for the TTL (the store's clock), or at once when the holder was a process of this machine that is
+    gone. A holder whose lease was taken over stops before its next upload."""
+    from engine.bucket_lease import LEASE_NAME, BucketLease, LeaseHeldError
+    from engine.storage import connect
+    from flows.ingest import ingest
+
+    bucket, client, fs = s3
+    prefix, url = "runs/l/", f"s3://{bucket}/runs/l"
+    root = f"{bucket}/runs/l"
+    first = BucketLease(fs, bucket, root, url, ttl_s=2).acquire()
+    assert _lease_holder(client, bucket, prefix)["pid"] == os.getpid()
+    time.sleep(3)  # longer than the TTL: renewals keep it
+    with pytest.raises(LeaseHeldError, match=r"another remind-curate process \(.+ pid \d+\) is writing s3://"):
+        BucketLease(fs, bucket, root, url, ttl_s=2).acquire()
+    with pytest.raises(LeaseHeldError):  # the flow refuses before any work: nothing but the lease in the bucket
+        ingest(source="synthetic:1", out=url)
+    assert set(_objects(client, bucket, prefix)) == {LEASE_NAME}
+    first.release()
+    assert _lease_holder(client, bucket, prefix) is None
+    second = BucketLease(fs, bucket, root, url, ttl_s=2).acquire()
+    second.release()
+
+    # A holder on another machine that stopped renewing: refused until the TTL has passed on the store's clock.
+    client.put_object(Bucket=bucket, Key=f"{prefix}{LEASE_NAME}", Body=json.dumps(
+        {"owner": "x", "host": "another-machine", "pid": os.getpid()}).encode())
+    with pytest.raises(LeaseHeldError, match="another-machine"):
+        BucketLease(fs, bucket, root, url, ttl_s=2).acquire()
+    time.sleep(3.2)
+    third = BucketLease(fs, bucket, root, url, ttl_s=2).acquire()
+    assert _lease_holder(client, bucket, prefix)["owner"] == third.holder["owner"]
+    third.release()
+
+    # A holder of this machine whose process is gone (killed): taken over at once.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    client.put_object(Bucket=bucket, Key=f"{prefix}{LEASE_NAME}", Body=json.dumps(
+        {"owner": "y", "host": first.holder["host"], "pid": gone.pid}).encode())
+    monkeypatch.setenv("REMIND_CURATE_S3_LEASE_S", "2")
+    remote = connect(url)
+    remote.take_lease()
+    assert _lease_holder(client, bucket, prefix)["owner"] == remote.lease.holder["owner"]
+
+    # Taken over behind its back (it stalled past the TTL, say): its next upload is refused.
+    client.put_object(Bucket=bucket, Key=f"{prefix}{LEASE_NAME}", Body=b'{"owner": "z"}')
+    _wait_for(lambda: remote.lease.lost is not None)
+    (remote.local / "note.txt").parent.mkdir(parents=True, exist_ok=True)
+    (remote.local / "note.txt").write_text("late")
+    with pytest.raises(LeaseHeldError, match="another process took its lease over"):
+        remote.put([remote.local / "note.txt"])
+    remote.give_back_lease()
+    assert "note.txt" not in _objects(client, bucket, prefix)
+    assert _lease_holder(client, bucket, prefix) == {"owner": "z"}  # not its lease any more: left alone
