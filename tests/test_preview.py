@@ -7,7 +7,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from schemas.config import AugmentConfig, SyntheticConfig
+from schemas.config import SyntheticConfig
+from schemas.config_augment import AugmentConfig
 from tasks.augment import KINDS, augment
 from tasks.preview import render_preview
 from tasks.records import SourceItem, Window

@@ -11,16 +11,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from schemas.config import deep_merge
+from schemas.config_section import Section as _Section
 
 REGIMES = ("all_history", "noisy_memory", "node_drop", "v2v_frontier", "reference_cache")
 Regime = Literal["all_history", "noisy_memory", "node_drop", "v2v_frontier", "reference_cache"]
-
-
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class TransformerConfig(_Section):

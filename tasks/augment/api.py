@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from schemas.config import AugmentConfig
+from schemas.config_augment import AugmentConfig
 from schemas.graph import FrameGraph, InterruptionKind
 from tasks.augment.camera_loop import apply_camera_loop, check_camera_loop, native_loop
 from tasks.augment.common import (

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from schemas.cameras import rotation_angle_deg
-from schemas.config import CameraLoopConfig
+from schemas.config_augment import CameraLoopConfig
 from schemas.constants import NUM_CHUNKS, chunk_frames, frame_to_chunk
 from schemas.graph import FrameGraph, InterruptionKind
 from tasks.augment.common import (

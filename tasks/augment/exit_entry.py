@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from schemas.config import ExitEntryConfig
+from schemas.config_augment import ExitEntryConfig
 from schemas.graph import InterruptionKind
 from tasks.augment.common import (
     FamilyResult, NotApplicable, affine3, clamp_centre, crop_affine, draw_chunks, draw_int, event_state, first_run,

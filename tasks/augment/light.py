@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtri
 
-from schemas.config import LightToggleConfig
+from schemas.config_augment import LightToggleConfig
 from schemas.graph import InterruptionKind
 from tasks.augment.common import FamilyResult, draw_chunks, draw_float, draw_int, interval_frames, event_state, to_list
 from tasks.augment.visibility import frame_visibility, region_box, region_points, visibility_curve

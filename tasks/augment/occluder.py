@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from schemas.config import OccluderConfig
+from schemas.config_augment import OccluderConfig
 from schemas.graph import InterruptionKind
 from tasks.augment.common import (
     FamilyResult, NotApplicable, interval_frames, draw_chunks, draw_float, draw_int, event_state, first_run, smoothstep,

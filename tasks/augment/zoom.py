@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from schemas.config import ZoomConfig
+from schemas.config_augment import ZoomConfig
 from schemas.graph import InterruptionKind
 from tasks.augment.common import (
     FamilyResult, NotApplicable, affine3, interval_frames, clamp_centre, crop_affine, draw_chunks, draw_float, draw_int,

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from schemas.config import AugmentConfig
+from schemas.config_augment import AugmentConfig
 from schemas.graph import InterruptionKind, NodeRole
 from tasks.augment import FALLBACKS, KINDS, applicable, augment, choose_kind
 from tests.augment.conftest import check_common

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 
 from schemas.cameras import rotation_angle_deg
-from schemas.config import AugmentConfig
+from schemas.config_augment import AugmentConfig
 from tasks.augment import augment
 from tasks.augment.camera_loop import f2_return
 from tasks.sources.synthetic import project_points

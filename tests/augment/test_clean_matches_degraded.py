@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from schemas.config import AugmentConfig
+from schemas.config_augment import AugmentConfig
 from tasks.augment import augment
 from tasks.augment.clean_view import CHUNK_KEYFRAMES
 from tasks.sources.synthetic import render_clip

@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from schemas.config import AugmentConfig
+from schemas.config_augment import AugmentConfig
 from schemas.constants import NUM_FRAMES
 from schemas.graph import InterruptionKind
 from tasks.augment import augment

@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from schemas.config import AugmentConfig, ExitEntryConfig
+from schemas.config_augment import AugmentConfig, ExitEntryConfig
 from tasks.augment import augment
 from tasks.augment.tracker import track_subject
 from tests.augment.conftest import check_common, footprint_visibility, window_from

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from schemas.config import AugmentConfig, LightToggleConfig
+from schemas.config_augment import AugmentConfig, LightToggleConfig
 from tasks.augment import augment
 from tasks.augment.light import SRGB_TO_LINEAR, linear_to_srgb, standard_normal
 from tests.augment.conftest import check_common

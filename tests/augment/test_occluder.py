@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from schemas.config import AugmentConfig, OccluderConfig
+from schemas.config_augment import AugmentConfig, OccluderConfig
 from tasks.augment import augment
 from tasks.augment.occluder_art import make_sprite
 from tests.augment.conftest import check_common

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from schemas.config import AugmentConfig
+from schemas.config_augment import AugmentConfig
 from tasks.augment import augment
 from tasks.augment.common import crop_affine
 from tasks.sources.synthetic import project_points
