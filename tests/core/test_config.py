@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_offline_profile_equals_defaults():
     assert load_config(ROOT / "configs" / "offline.yaml") == Config()
+    # and spells out every option, so the file a user copies shows them all
+    written = yaml.safe_load((ROOT / "configs" / "offline.yaml").read_text())
+    assert written == Config().model_dump(mode="json")
 
 
 def test_gpu_profile_loads_and_selects_real_models():
