@@ -16,6 +16,7 @@ compared), or at once when its holder ran on this machine and that process is go
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -45,7 +46,6 @@ def lease_ttl_s() -> float:
     if not ttl > 0:
         raise ValueError(f"{TTL_ENV} must be a positive number of seconds, got {raw!r}")
     return ttl
-
 
 
 class BucketLease:
@@ -119,7 +119,7 @@ class BucketLease:
             except FileNotFoundError:
                 self.lost = "its lease object was deleted"
             except OSError as exc:
-                if getattr(exc, "errno", None) in (22, 16):  # EINVAL: 412 precondition failed; EBUSY: 409
+                if exc.errno in (errno.EINVAL, errno.EBUSY):  # as s3fs maps 412 (precondition failed) and 409
                     self.lost = "another process took its lease over"
                 elif time.monotonic() - self._last_renewal > self.ttl_s:
                     self.lost = f"its lease could not be renewed for {self.ttl_s:g} s ({type(exc).__name__})"
