@@ -92,20 +92,28 @@ class BucketLease:
         self._thread.start()
         return self
 
+    def live_holder(self) -> str | None:
+        """Who writes this URL now ("HOST pid N, lease renewed S s ago"), or None when nobody's lease is live."""
+        found = self._read()
+        return None if found is None else self._live(*found)
+
+    def _live(self, holder: dict[str, Any], etag: str, age: float) -> str | None:
+        here = holder.get("host") == self.holder["host"] and isinstance(holder.get("pid"), int)
+        if (here and not alive(holder["pid"])) or age >= self.ttl_s:
+            return None
+        return f"{holder.get('host', '?')} pid {holder.get('pid', '?')}, lease renewed {age:.0f} s ago"
+
     def _take_over(self) -> None:
         found = self._read()
         if found is None:  # released between our two requests
             self.etag = self._put(IfNoneMatch="*")
             return
         holder, etag, age = found
-        here = holder.get("host") == self.holder["host"] and isinstance(holder.get("pid"), int)
-        gone = here and not alive(holder["pid"])
-        if not gone and age < self.ttl_s:
-            who = f"{holder.get('host', '?')} pid {holder.get('pid', '?')}"
+        who = self._live(holder, etag, age)
+        if who is not None:
             raise LeaseHeldError(
-                f"another remind-curate process ({who}) is writing {self.url}: its lease was renewed {age:.0f} s "
-                f"ago; it expires {self.ttl_s - age:.0f} s after its holder stops renewing it ({TTL_ENV}="
-                f"{self.ttl_s:g})")
+                f"another remind-curate process ({who}) is writing {self.url}; a lease expires "
+                f"{self.ttl_s:g} s after its holder stops renewing it ({TTL_ENV})")
         try:
             self.etag = self._put(IfMatch=etag)
         except OSError as exc:  # someone else took it over first (412), or is writing it now (409)

@@ -367,6 +367,11 @@ def local_parent(source: str) -> str:
     if not is_remote(source):
         return source
     remote = connect(source, write=False)
+    from engine.bucket_lease import BucketLease
+
+    writer = BucketLease(remote.fs, remote.bucket, remote.root, remote.url).live_holder()
+    if writer is not None:  # an ingest still writing (or resuming) it: its cache and manifest are not final
+        raise StorageError(f"{source} is being written by another remind-curate process ({writer})")
     remote.local.mkdir(parents=True, exist_ok=True)
     with open(remote.local / ".lock", "w") as lock:
         try:

@@ -286,7 +286,7 @@ def test_one_writer_per_url_across_machines(prefect_server, s3, tmp_path, monkey
     renewed it for the TTL (the store's clock), or at once when the holder was a process of this machine that is
     gone. A holder whose lease was taken over stops before its next upload."""
     from engine.bucket_lease import LEASE_NAME, BucketLease, LeaseHeldError
-    from engine.storage import connect
+    from engine.storage import StorageError, connect, local_parent
     from flows.ingest import ingest
 
     bucket, client, fs = s3
@@ -295,11 +295,16 @@ def test_one_writer_per_url_across_machines(prefect_server, s3, tmp_path, monkey
     first = BucketLease(fs, bucket, root, url, ttl_s=2).acquire()
     assert _lease_holder(client, bucket, prefix)["pid"] == os.getpid()
     time.sleep(3)  # longer than the TTL: renewals keep it
-    with pytest.raises(LeaseHeldError, match=r"another remind-curate process \(.+ pid \d+\) is writing s3://"):
+    held = r"another remind-curate process \(.+ pid \d+, lease renewed \d+ s ago\) is writing s3://"
+    with pytest.raises(LeaseHeldError, match=held):
         BucketLease(fs, bucket, root, url, ttl_s=2).acquire()
     with pytest.raises(LeaseHeldError):  # the flow refuses before any work: nothing but the lease in the bucket
         ingest(source="synthetic:1", out=url)
     assert set(_objects(client, bucket, prefix)) == {LEASE_NAME}
+    client.put_object(Bucket=bucket, Key=f"{prefix}run.json", Body=b"{}")  # as a run being written looks
+    with pytest.raises(StorageError, match=r"is being written by another remind-curate process \(.+ pid \d+"):
+        local_parent(url)  # regenerate does not read a parent while it is written
+    client.delete_object(Bucket=bucket, Key=f"{prefix}run.json")
     first.release()
     assert _lease_holder(client, bucket, prefix) is None
     second = BucketLease(fs, bucket, root, url, ttl_s=2).acquire()
