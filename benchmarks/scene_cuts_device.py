@@ -1,13 +1,15 @@
-"""TransNetV2, the default scene-cut detector, on CPU and on CUDA: same frames, same answers, how long each takes.
+"""TransNetV2, the default scene-cut detector, as an ingest runs it (CPU, float32) against its other ways of running:
+bf16 autocast on a CPU with native bf16, and CUDA (float32, and bf16). Same frames: same answers? how long each?
 
     .venv/bin/python benchmarks/scene_cuts_device.py                  # the labelled real clips, tests/data/real
     .venv/bin/python benchmarks/scene_cuts_device.py --clips DIR --frames 162
 
-A device check for ``prefilter.scene_cut.transnet_device: cuda`` (configs/gpu.yaml). Each clip's first ``--frames``
-frames (OpenCV decode, resized to 832x480) go through ``TransNetV2Detector`` on the CPU (one torch thread, as an
-ingest worker runs it) and, when CUDA is there, on the GPU. Printed per clip: frames, seconds on each device, the
-largest difference between the per-frame transition probabilities, and whether the transitions found are the same.
-Without CUDA the CUDA columns say so.
+The checks behind ``prefilter.scene_cut.transnet_device: cuda`` (configs/gpu.yaml) and ``transnet_precision:
+bfloat16``. Each clip's first ``--frames`` frames (OpenCV decode, resized to 832x480) go through
+``TransNetV2Detector`` on the CPU in float32 (one torch thread, as an ingest worker runs it), then through each
+variant this machine has. Printed per clip and variant: seconds, the largest difference between the per-frame
+transition probabilities and the baseline's, and whether the transitions found are the same. A variant this machine
+cannot run is named, with why.
 """
 from __future__ import annotations
 
@@ -46,45 +48,70 @@ def timed(detector: TransNetV2Detector, frames: np.ndarray, sync) -> tuple[float
     return time.perf_counter() - started, result
 
 
+def variants(threshold: float) -> tuple[list[tuple[str, TransNetV2Detector, object]], list[str]]:
+    """(name, detector, sync) for each way this machine can run besides the baseline; and what it cannot run."""
+    import torch
+
+    from tasks.prefilter.cuts import UnsupportedPrecision
+
+    wanted = [("cpu bf16", "cpu", "bfloat16"), ("cuda", "cuda", "float32"), ("cuda bf16", "cuda", "bfloat16")]
+    found, missing = [], []
+    for name, device, precision in wanted:
+        if device == "cuda" and not torch.cuda.is_available():
+            missing.append(f"{name}: no CUDA")
+            continue
+        try:
+            detector = TransNetV2Detector(threshold, device, threads=1 if device == "cpu" else 0, precision=precision)
+        except UnsupportedPrecision as exc:
+            missing.append(f"{name}: {exc}")
+            continue
+        found.append((name, detector, torch.cuda.synchronize if device == "cuda" else (lambda: None)))
+    return found, missing
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clips", default=str(ROOT / "tests" / "data" / "real"))
     parser.add_argument("--frames", type=int, default=162, help="frames per clip (162: an ingest's two windows)")
     parser.add_argument("--threshold", type=float, default=0.5)
     args = parser.parse_args()
-    import torch
-
     paths = sorted(p for p in Path(args.clips).iterdir() if p.suffix.lower() in SUFFIXES)
-    cpu = TransNetV2Detector(args.threshold, "cpu", threads=1)
-    gpu = TransNetV2Detector(args.threshold, "cuda") if torch.cuda.is_available() else None
-    print(f"TransNetV2 on {len(paths)} clips of up to {args.frames} frames; CPU: 1 torch thread; CUDA: "
-          f"{torch.cuda.get_device_name(0) if gpu else 'not available'}")
-    if gpu is not None:
-        timed(gpu, read_frames(paths[0], 100), torch.cuda.synchronize)  # CUDA context and kernels warm
-    totals = {"cpu": 0.0, "cuda": 0.0, "frames": 0}
-    worst, same = 0.0, 0
+    baseline = TransNetV2Detector(args.threshold, "cpu", threads=1)
+    others, missing = variants(args.threshold)
+    print(f"TransNetV2 on {len(paths)} clips of up to {args.frames} frames; baseline: CPU float32, 1 torch thread; "
+          f"against: {', '.join(name for name, _, _ in others) or 'nothing'}")
+    for line in missing:
+        print(f"  not run: {line}")
+    warm = read_frames(paths[0], 100)
+    for _, detector, sync in [("cpu", baseline, lambda: None), *others]:
+        timed(detector, warm, sync)  # kernels (and a CUDA context) warm
+    seconds = {"cpu": 0.0, **{name: 0.0 for name, _, _ in others}}
+    worst = {name: 0.0 for name, _, _ in others}
+    same = {name: 0 for name, _, _ in others}
+    frames_total, clips = 0, 0
     for path in paths:
         frames = read_frames(path, args.frames)
         if len(frames) < 2:
             continue
-        cpu_s, on_cpu = timed(cpu, frames, lambda: None)
-        row = f"  {path.name:32s} {len(frames):4d} frames  cpu {cpu_s:6.3f} s"
-        totals["cpu"] += cpu_s
-        totals["frames"] += len(frames)
-        if gpu is not None:
-            cuda_s, on_gpu = timed(gpu, frames, torch.cuda.synchronize)
-            diff = float(np.abs(on_cpu.probabilities - on_gpu.probabilities).max())
-            agree = on_cpu.transitions == on_gpu.transitions
-            worst, same = max(worst, diff), same + agree
-            totals["cuda"] += cuda_s
-            row += f"  cuda {cuda_s:6.3f} s  max |dp| {diff:.2e}  transitions {'same' if agree else 'DIFFER'}"
+        clips += 1
+        base_s, reference = timed(baseline, frames, lambda: None)
+        seconds["cpu"] += base_s
+        frames_total += len(frames)
+        row = f"  {path.name:32s} {len(frames):4d} frames  cpu {base_s:6.3f} s"
+        for name, detector, sync in others:
+            took, result = timed(detector, frames, sync)
+            diff = float(np.abs(reference.probabilities - result.probabilities).max())
+            agree = reference.transitions == result.transitions
+            seconds[name] += took
+            worst[name], same[name] = max(worst[name], diff), same[name] + agree
+            row += f"  | {name} {took:6.3f} s, max |dp| {diff:.2e}, transitions {'same' if agree else 'DIFFER'}"
         print(row)
-    per = 162 / max(totals["frames"], 1)
-    print(f"total: {totals['frames']} frames; cpu {totals['cpu']:.2f} s ({totals['cpu'] * per:.3f} s per 162 frames)")
-    if gpu is not None:
-        print(f"       cuda {totals['cuda']:.2f} s ({totals['cuda'] * per:.3f} s per 162 frames), speed-up "
-              f"{totals['cpu'] / max(totals['cuda'], 1e-9):.1f}x; largest probability difference {worst:.2e}; "
-              f"transitions the same on {same} of {len(paths)} clips")
+    per = 162 / max(frames_total, 1)
+    print(f"total: {frames_total} frames; cpu {seconds['cpu']:.2f} s ({seconds['cpu'] * per:.3f} s per 162 frames)")
+    for name, _, _ in others:
+        print(f"  {name}: {seconds[name]:.2f} s ({seconds[name] * per:.3f} s per 162 frames), "
+              f"{seconds['cpu'] / max(seconds[name], 1e-9):.2f}x the baseline's speed; largest probability "
+              f"difference {worst[name]:.2e}; transitions the same on {same[name]} of {clips} clips")
     return 0
 
 

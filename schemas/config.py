@@ -38,7 +38,7 @@ class SceneCutConfig(_Section):
     transnet_precision: Literal["float32", "bfloat16"] = Field(
         "float32", description="bfloat16: TransNetV2 under torch autocast, about 1.9x faster on a CPU with native "
                                "bf16 (AVX512-BF16, AMX) and on CUDA; on the labelled real footage its probabilities "
-                               "stay within 0.003 of float32, with the same transitions. Where the CPU has no native "
+                               "stay within 0.006 of float32, with the same transitions. Where the CPU has no native "
                                "bf16 it is an error, not a fallback (emulated bf16 is slower than float32).")
     transnet_threads: int = Field(1, ge=0, description="torch intra-op threads on CPU (torch.set_num_threads, "
                                   "for the whole process) once TransNetV2 loads. 1: its forward passes are small and "

@@ -81,7 +81,7 @@ def test_loading_transnetv2_leaves_the_rest_of_the_process_alone() -> None:
 
 def test_bf16_transnetv2_scores_as_float32_where_the_cpu_has_native_bf16() -> None:
     """bf16 autocast on a real montage (cuts, a dissolve, a fade): the same transitions and probabilities within
-    0.005 of float32. A CPU without native bf16 (oneDNN capped at AVX2 in a fresh process) refuses it, and the
+    0.01 of float32. A CPU without native bf16 (oneDNN capped at AVX2 in a fresh process) refuses it, and the
     refusal is not turned into the PySceneDetect fallback: a different run would be a silent one."""
     from tasks.prefilter.cuts import TransNetV2Detector, make_detector
     from tasks.video_io import decode_normalised
@@ -92,7 +92,7 @@ def test_bf16_transnetv2_scores_as_float32_where_the_cpu_has_native_bf16() -> No
         exact = TransNetV2Detector(threshold=0.5).detect(frames, 16.0)
         fast = TransNetV2Detector(threshold=0.5, precision="bfloat16").detect(frames, 16.0)
         assert fast.transitions == exact.transitions and len(exact.transitions) >= 2
-        assert 0 < np.abs(fast.probabilities - exact.probabilities).max() < 0.005  # bf16 did run
+        assert 0 < np.abs(fast.probabilities - exact.probabilities).max() < 0.01  # bf16 did run
     else:
         with pytest.raises(RuntimeError, match="native bf16"):
             make_detector(SceneCutConfig(transnet_precision="bfloat16", fallback="adaptive"))
