@@ -143,7 +143,6 @@ def sweep_stale_temp_dirs(root: str = TEMP_ROOT) -> list[str]:
     return removed
 
 
-
 def start_ray(config: Any, env_vars: dict[str, str], cpus_needed: float, num_gpus: int | None = None
               ) -> str | None:
     """Connect to (or start) Ray. Returns the temp dir of a local Ray this call started (None otherwise).
