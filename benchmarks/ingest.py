@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import PeakRSS, ffmpeg_floor  # noqa: E402
-from schemas.config import deep_merge, load_config  # noqa: E402
+from schemas.config import Config, load_config  # noqa: E402
 
 SAME_JOB = ROOT / "benchmarks" / "configs" / "same_job.yaml"
 KEYFRAMES = (9, 21, 33, 45, 57, 69)  # tasks.augment.clean_view.CHUNK_KEYFRAMES (not imported: no torch here)
@@ -59,10 +59,7 @@ def make_sources(directory: Path, count: int) -> list[Path]:
 
 def job_config(job: str, work: Path, crf: int, preset: str, extra: str | None) -> Path:
     """The job's config file: same_job.yaml (or nothing) + ``--config`` + the shared encoder settings."""
-    data: dict = yaml.safe_load(SAME_JOB.read_text()) if job == "same" else {}
-    if extra:
-        data = deep_merge(data, yaml.safe_load(Path(extra).read_text()) or {})
-    data = deep_merge(data, {"encode": {"crf": crf, "preset": preset}})
+    data = Config.merged([SAME_JOB if job == "same" else None, extra], {"encode": {"crf": crf, "preset": preset}})
     path = work / f"config-{job}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     load_config(path)  # a misconfiguration fails here, before anything is timed

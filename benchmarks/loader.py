@@ -18,9 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from remind_curate import env  # noqa: E402
+from engine.runtime import configure_process  # noqa: E402
 
-env.configure()
+configure_process()
 
 from training.config import TrainConfig, load_train_config  # noqa: E402
 from training.data import MixtureSampler, build_dataset, shard_paths  # noqa: E402

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import time
 from collections import Counter
@@ -140,10 +139,9 @@ def main() -> None:
     SETTINGS.update(cpu_ms=args.cpu_ms, write_ms=args.write_ms, cpu_batch=args.cpu_batch, gpu_batch=args.gpu_batch,
                     gpu_latency=args.gpu_latency, gpus=args.gpus)
 
-    import ray
-
     from engine.executor import run_pipeline
-    from engine.ray_data import needed_cpus, plan_stages, start_ray, worker_env
+    from engine.ray_data import LOCAL_OBJECT_STORE_BYTES, needed_cpus, plan_stages
+    from engine.runtime import ray_session, worker_env_vars
     from schemas.config import load_config
 
     cores = os.cpu_count() or 1
@@ -154,18 +152,15 @@ def main() -> None:
         ray_overrides["max_in_flight"] = args.in_flight
     config = load_config(overrides={"ray": ray_overrides})
     plans = plan_stages(SIMULATION, config, config.ray.num_cpus)
-    temp_dir = start_ray(config, worker_env(), needed_cpus(plans), num_gpus=args.gpus)
-    try:
+    with ray_session("local", num_cpus=max(config.ray.num_cpus, needed_cpus(plans)), env_vars=worker_env_vars(),
+                     min_free_disk_gib=config.ray.min_free_disk_gib, num_gpus=args.gpus,
+                     object_store_bytes=LOCAL_OBJECT_STORE_BYTES):
         payload = os.urandom(args.payload_kb * 1024)
         items = [Item(i, payload) for i in range(args.items)]
         started = time.perf_counter()
         execution = run_pipeline(items, SIMULATION, config, None)
         done = list(execution)
         wall = time.perf_counter() - started
-    finally:
-        ray.shutdown()
-        if temp_dir:
-            shutil.rmtree(temp_dir, ignore_errors=True)
     failed = [d for d in done if not isinstance(d, Item)]
     assert not failed and sorted(d.index for d in done) == list(range(args.items)), failed[:3]
     assert all(d.log == [s.name for s in SIMULATION.stages] for d in done)

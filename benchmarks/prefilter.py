@@ -100,8 +100,8 @@ def run_pipeline(path: Path, config: Config, detectors: dict[str, SceneCutConfig
     """Pipeline outcome per window start ({start|None: 'accepted' | reason}), each detector's transitions on the
     same decoded frames (with and without the lighting check), and how many frames were decoded."""
     clip = Clip(SourceItem(clip_id=f"real-{path.stem}", source="local", uri=str(path), path=str(path)))
-    clip = decode_source.fn(clip, config)
-    clip = detect_scene_cuts.fn(clip, config)
+    clip = decode_source(clip, config)
+    clip = detect_scene_cuts(clip, config)
     frames = clip.notes.get("frames")
     found = {}
     if frames is not None:  # each detector once, raw; then the lighting check as the pipeline applies it
@@ -113,9 +113,9 @@ def run_pipeline(path: Path, config: Config, detectors: dict[str, SceneCutConfig
                            if same_scene_score(frames, t) < cut_config.same_scene_ncc]
     n = 0 if frames is None else len(frames)
     del frames
-    clip = cut_windows.fn(clip, config)
+    clip = cut_windows(clip, config)
     for stage in (measure_motion, estimate_cameras):
-        clip = stage.fn(clip, config)
+        clip = stage(clip, config)
     fps = config.normalise.fps
     outcome: dict[int | None, str] = {}
     for o in clip.outcomes:

@@ -119,14 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("PREFECT_HOME", str(work / "prefect"))
     os.environ.setdefault("PREFECT_RESULTS_LOCAL_STORAGE_PATH", str(work / "prefect" / "results"))
-    from remind_curate import env
+    from engine.runtime import configure_process
 
-    env.configure()
+    configure_process()
     import yaml
 
     from flows.ingest import ingest
     from flows.regenerate import regenerate
-    from tasks.validate import validate_path
+    from tasks.shards.validate import validate_path
 
     families = [f.strip() for f in args.mixture.split(",") if f.strip()]
     mixture = {k: (1.0 if k in families else 0.0)

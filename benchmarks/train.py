@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from remind_curate import env  # noqa: E402
+from engine.runtime import configure_process  # noqa: E402
 
-env.configure()
+configure_process()
 
 import torch  # noqa: E402
 import webdataset as wds  # noqa: E402

@@ -10,11 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from engine.metrics import PipelineMetrics
-from engine.stage import Failed, Pipeline
-
-
-class UnknownStageError(ValueError):
-    pass
+from engine.stage import Failed, Pipeline, UnknownStageError
 
 
 def local_workers(pipeline: Pipeline, config: Any) -> list[int]:

@@ -1,26 +1,30 @@
-"""The per-clip ledger: which inputs are finished, so a rerun redoes none of them and repeats no key."""
+"""The per-clip ledger and the published-shard index: which inputs are finished, so a rerun redoes none of them
+and repeats no key. An input is anything with a ``clip_id`` and an ``error`` (None unless it failed before any
+stage saw it)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
-from schemas.manifest import ManifestRow
-from tasks.pack import published_index
-from tasks.records import SourceItem
 from engine.run import RunContext, sha256_file
+from schemas.manifest import ManifestRow
+
+
+def published_index(run: RunContext) -> dict[str, str]:
+    """key -> shard name over the run's published shards (the store's: for s3:// OUT, the bucket's)."""
+    return run.store.published_keys()
 
 
 @dataclass
 class WorkSplit:
-    todo: list[SourceItem]
+    todo: list[Any]
     done_rows: dict[str, list[ManifestRow]] = field(default_factory=dict)  # clip id -> its rows
     redo_reasons: dict[str, str] = field(default_factory=dict)  # clip id -> why a ledger entry was not trusted
 
 
-def finished_rows(item: SourceItem, run: RunContext, packed: dict[str, str]) -> tuple[list[ManifestRow] | None, str]:
+def finished_rows(item: Any, run: RunContext, packed: dict[str, str]) -> tuple[list[ManifestRow] | None, str]:
     """The clip's rows when its ledger entry is complete and its outputs verify; else None and why not."""
     path = run.clips / f"{item.clip_id}.json"
     if not path.exists():
@@ -50,8 +54,7 @@ def finished_rows(item: SourceItem, run: RunContext, packed: dict[str, str]) -> 
     return rows, "finished"
 
 
-@task(name="split-finished", cache_policy=NO_CACHE, persist_result=False)
-def split_finished(items: list[SourceItem], run: RunContext) -> WorkSplit:
+def split_finished(items: Sequence[Any], run: RunContext) -> WorkSplit:
     packed = published_index(run)
     split = WorkSplit(todo=[])
     for item in items:
@@ -65,7 +68,7 @@ def split_finished(items: list[SourceItem], run: RunContext) -> WorkSplit:
     return split
 
 
-def load_rows(items: list[SourceItem], run: RunContext) -> list[ManifestRow]:
+def load_rows(items: Sequence[Any], run: RunContext) -> list[ManifestRow]:
     rows: list[ManifestRow] = []
     for item in items:
         path = run.clips / f"{item.clip_id}.json"

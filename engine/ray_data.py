@@ -31,32 +31,27 @@ record to the driver (``engine.ray_worker``, ``engine.ray_trace``), which sums t
 threads, records (a clip's decoded frames) cross the object store between stages that are not fused: on one small
 machine this backend costs more than the local one; it is for clusters. OUT must be on storage every Ray node can
 write. The
-nodes need no checkout: the job ships our packages as runtime_env py_modules (remind_curate.ray_env), and with
+nodes need no checkout: the job ships our packages as runtime_env py_modules (engine.runtime), and with
 ``ray.runtime_env_pip`` also the pinned dependencies.
 """
 from __future__ import annotations
 
 import dataclasses
 import functools
-import logging
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from engine.metrics import PipelineMetrics
-from engine.pids import alive
 from engine.ray_trace import TraceTotals
 from engine.ray_worker import INPUT, READY, RECORD, TRACE, Carried, StageWorker, run_task_batch
-from engine.stage import ENVIRONMENT_ERRNOS, Failed, Pipeline, ProcessingStage, Resources
-from remind_curate.ray_env import LOCAL_TEMP_ROOT
+from engine.stage import ENVIRONMENT_ERRNOS, Failed, Pipeline, ProcessingStage, Resources, UnknownStageError
+from engine.runtime import ray_session, worker_env_vars
 
 MAX_RETRIES = 3  # worker deaths tolerated per task / actor before the execution gives up (then: worker_lost)
 # A local Ray's object store: records (decoded frames included) cross it between stages that are not fused.
@@ -83,8 +78,6 @@ def _loads_models(stage: type[ProcessingStage]) -> bool:
 
 def plan_stages(pipeline: Pipeline, config: Any, cluster_cpus: float) -> list[StagePlan]:
     """Where and how many, per active stage (``ray.workers`` names stages; an unknown name is an error)."""
-    from engine.executor import UnknownStageError
-
     requested = dict(getattr(config.ray, "workers", {}) or {})
     unknown = sorted(set(requested) - {stage.name for stage in pipeline.stages})
     if unknown:
@@ -108,71 +101,6 @@ def needed_cpus(plans: list[StagePlan]) -> float:
 
 def needed_gpus(plans: list[StagePlan]) -> float:
     return sum(p.workers * p.resources.gpus for p in plans if p.actors)
-
-
-def worker_env() -> dict[str, str]:
-    """What every Ray worker needs in its environment: the Prefect API of this run (else each worker would start
-    its own temporary server on first Prefect use) and this project's Prefect/Ray process defaults."""
-    from prefect.settings import get_current_settings
-
-    from remind_curate import env
-
-    values = {key: os.environ.get(key, default) for key, default in env.DEFAULTS.items()}
-    url = get_current_settings().api.url
-    if url:
-        values["PREFECT_API_URL"] = str(url)
-    return values
-
-
-TEMP_ROOT, TEMP_PREFIX, OWNER_FILE = LOCAL_TEMP_ROOT, "rc-ray-", "owner.pid"
-
-
-def sweep_stale_temp_dirs(root: str = TEMP_ROOT) -> list[str]:
-    """Remove the folders of local Rays whose command died without cleaning up (a SIGKILLed driver): those whose
-    ``owner.pid`` names no live process. Folders without one, or of a live command, are left alone."""
-    removed = []
-    for folder in Path(root).glob(TEMP_PREFIX + "*"):
-        try:
-            owner = int((folder / OWNER_FILE).read_text().strip())
-        except (OSError, ValueError):
-            continue
-        if owner == os.getpid() or alive(owner):
-            continue
-        shutil.rmtree(folder, ignore_errors=True)
-        removed.append(str(folder))
-    return removed
-
-
-def start_ray(config: Any, env_vars: dict[str, str], cpus_needed: float, num_gpus: int | None = None
-              ) -> str | None:
-    """Connect to (or start) Ray. Returns the temp dir of a local Ray this call started (None otherwise).
-    ``num_gpus``: logical GPUs of a local Ray (None: the GPUs it detects); benchmarks/pipeline.py declares some
-    on a CPU machine to simulate a GPU stage.
-
-    A local Ray gets ``ray.num_cpus`` (0: every core) logical CPUs, raised to what the actor pools hold plus the
-    largest task: an idle actor keeps its CPU reserved, so on a 2-core machine the cores are shared by the OS
-    between actors and tasks (as the local backend's threads share them) instead of the run waiting forever."""
-    import ray
-
-    from remind_curate import env
-    from remind_curate.ray_env import disk_system_config, job_runtime_env
-
-    env.configure()  # RAY_AUTH_MODE etc. before Ray starts: its workers get the same values (env_vars)
-    runtime_env = job_runtime_env(env_vars, pip=config.ray.runtime_env_pip)  # nodes need no checkout
-    address = config.ray.address or "local"
-    if address == "local":  # never attach to someone else's Ray on this machine
-        sweep_stale_temp_dirs()
-        system_config = disk_system_config(TEMP_ROOT, config.ray.min_free_disk_gib)  # before any folder is made
-        temp_dir = tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=TEMP_ROOT)  # short: Ray's socket paths are length-capped
-        Path(temp_dir, OWNER_FILE).write_text(str(os.getpid()))
-        cpus = max(config.ray.num_cpus or os.cpu_count() or 1, int(-(-cpus_needed // 1)))
-        ray.init(address="local", num_cpus=cpus, num_gpus=num_gpus, include_dashboard=False,
-                 logging_level=logging.WARNING,
-                 object_store_memory=LOCAL_OBJECT_STORE_BYTES, runtime_env=runtime_env,
-                 _temp_dir=temp_dir, _system_config=system_config, log_to_driver=True)
-        return temp_dir
-    ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
-    return None
 
 
 def _check_cluster(plans: list[StagePlan]) -> None:
@@ -251,19 +179,29 @@ def run_on_ray(records: Iterable[Any], pipeline: Pipeline, config: Any, run: Any
         metrics.finish()
         return
     import ray
-    from ray.exceptions import RayError
 
-    started_here = not ray.is_initialized()
-    cpus = float(config.ray.num_cpus or os.cpu_count() or 1) if started_here else \
-        float(ray.cluster_resources().get("CPU", 1.0))
+    cpus = float(ray.cluster_resources().get("CPU", 1.0)) if ray.is_initialized() else \
+        float(config.ray.num_cpus or os.cpu_count() or 1)
     plans = plan_stages(pipeline, config, cpus)
     totals = TraceTotals(metrics, [p.stage.name for p in plans])
     for plan in plans:
         m = metrics.stage(plan.stage.name)
         m.workers, m.cpus, m.gpus, m.batch_size = plan.workers, plan.resources.cpus, plan.resources.gpus, \
             plan.batch_size
-    env_vars = worker_env()
-    temp_dir = start_ray(config, env_vars, needed_cpus(plans)) if started_here else None
+    env_vars = worker_env_vars()
+    # A local Ray gets ray.num_cpus (0: every core) logical CPUs, raised to what the actor pools hold plus the largest
+    # task: an idle actor keeps its CPU reserved, so on a 2-core machine the OS shares the cores between actors and
+    # tasks (as the local backend's threads share them) instead of the run waiting forever.
+    with ray_session(config.ray.address, num_cpus=max(cpus, needed_cpus(plans)), env_vars=env_vars,
+                     min_free_disk_gib=config.ray.min_free_disk_gib, pip=config.ray.runtime_env_pip,
+                     object_store_bytes=LOCAL_OBJECT_STORE_BYTES):
+        yield from _stream(records, plans, config, run, env_vars, totals)
+
+
+def _stream(records: list[Any], plans: list[StagePlan], config: Any, run: Any, env_vars: dict[str, str],
+            totals: TraceTotals) -> Iterator[Any]:
+    from ray.exceptions import RayError
+
     yielded: set[int] = set()
     bar = tqdm(total=len(records), desc="clips (ray)", unit="clip", disable=None)
     try:
@@ -297,8 +235,4 @@ def run_on_ray(records: Iterable[Any], pipeline: Pipeline, config: Any, run: Any
     finally:
         bar.close()
         totals.finish()
-        if started_here:
-            ray.shutdown()  # an interrupted driver leaves no worker running (the ledger is the truth on rerun)
-            if temp_dir:
-                shutil.rmtree(temp_dir, ignore_errors=True)
 

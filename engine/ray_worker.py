@@ -51,9 +51,9 @@ class StageWorker:
     is this class itself (Ray Data builds one per actor); a task stage reaches it through ``run_task_batch``."""
 
     def __init__(self, stage_cls: type[ProcessingStage], config: Any, run: Any):
-        from remind_curate import env
+        from engine.runtime import configure_process
 
-        env.configure()  # this project's process defaults, as in the driver
+        configure_process()  # this project's process defaults, as in the driver
         bound_malloc()  # the allocator as the local backend sets it (engine/process_memory.py)
         self.name = stage_cls.name
         self.setup_error: BaseException | None = None

@@ -11,7 +11,7 @@ OUT/
   cache/samples/<key>/         packed-sample members waiting for (or already in) a shard
   .tmp/                        partial files; nothing here is ever read as output
 OUT may be s3://bucket/prefix: this layout then lives in a local working folder mirrored to the bucket
-(engine/storage.py).
+(engine/store.py).
 """
 from __future__ import annotations
 
@@ -80,12 +80,12 @@ class RunContext:
     parent: Path | None = None  # regenerate: the run whose cache is reused
     kind: str = "ingest"
     _lock: Any = field(default=None, repr=False)
-    remote: Any = field(default=None, repr=False)  # engine.storage.RemoteOut when OUT is s3://; None when local
+    store: Any = field(default=None, repr=False)  # engine.store.OutputStore: where OUT lives (local or s3://)
 
     @property
     def location(self) -> str:
         """OUT as the user gave it: the object-store URL, or the folder."""
-        return self.remote.url if self.remote is not None else str(self.out)
+        return self.store.url if self.store is not None else str(self.out)
 
     @property
     def shards(self) -> Path:
@@ -138,7 +138,7 @@ def lock_folder(out: Path, shared: bool = False) -> IO[str] | None:
 def open_run(out: Path, config: Config, kind: str = "ingest", parent: Path | None = None,
              sync: Callable[[Path], None] | None = None) -> RunContext:
     """Create or resume OUT. Refuses a second live process on the same OUT and a changed config. ``sync``
-    (engine.storage: OUT on object storage) brings the folder in line with the store under the lock."""
+    (engine.store: OUT on object storage) brings the folder in line with the store under the lock."""
     out = Path(out).resolve()
     for sub in ("shards", ".tmp", "cache/clips", "cache/windows", "cache/samples", "previews"):
         (out / sub).mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,10 @@ Out = TypeVar("Out")
 ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
 
 
+class UnknownStageError(ValueError):
+    """A configuration names a stage the pipeline does not have."""
+
+
 @dataclass(frozen=True)
 class Resources:
     """What ONE worker of a stage needs. The Ray backend reserves it per actor/task; the local backend uses
@@ -79,10 +83,10 @@ class ProcessingStage(Generic[In, Out]):
 def function_stage(fn: Callable[..., Any], *, input_type: type, output_type: type,
                    resources: Resources = Resources(), name: str | None = None,
                    uses: str = "config") -> type[ProcessingStage]:
-    """A stage from a plain function ``fn(record, config)`` (or ``fn(record, run)`` with ``uses="run"``).
-    ``fn`` may be a Prefect task: its plain function is called (no task run per record)."""
-    plain = getattr(fn, "fn", fn)
-    stage_name = name or getattr(fn, "name", None) or plain.__name__.replace("_", "-")
+    """A stage from a plain function ``fn(record, config)`` (or ``fn(record, run)`` with ``uses="run"``), named
+    ``name`` or after the function."""
+    plain = fn
+    stage_name = name or plain.__name__.replace("_", "-")
 
     def process(self: ProcessingStage, record: Any) -> Any:
         return plain(record, self.run if uses == "run" else self.config)

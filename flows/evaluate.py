@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.generate import generate_task
 from flows.train import train_task
+from tasks.evaluate.run import UnreviewedExamples
 
 
 @task(name="evaluate", cache_policy=NO_CACHE, persist_result=False)
@@ -31,8 +32,16 @@ def evaluate_flow(shards: str, eval_config: str, train_config: str | None = "con
     train_task(shards, train_config, run, max_steps)
     videos = str(Path(out) / "videos" / mode)
     summary = generate_task(run, shards, mode, videos, None, limit)
-    table = evaluate_task([videos, *(baselines or [])], str(Path(out) / "table"), eval_config)
-    markdown = (Path(out) / "table" / "table.md").read_text()
-    create_markdown_artifact(markdown=f"# evaluate {mode}: {summary['checkpoint']}\n\n{markdown}",
-                             key="evaluate-table")
+    table_dir = Path(out) / "table"
+
+    def publish() -> None:
+        create_markdown_artifact(markdown=f"# evaluate {mode}: {summary['checkpoint']}\n\n"
+                                 f"{(table_dir / 'table.md').read_text()}", key="evaluate-table")
+
+    try:
+        table = evaluate_task([videos, *(baselines or [])], str(table_dir), eval_config)
+    except UnreviewedExamples:  # the table was written: publish it, then fail the flow
+        publish()
+        raise
+    publish()
     return table

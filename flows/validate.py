@@ -7,7 +7,7 @@ from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from tasks.validate import ValidationReport, validate_path
+from tasks.shards.validate import ValidationReport, validate_path
 
 
 @task(name="validate-shards", cache_policy=NO_CACHE, persist_result=False)

@@ -8,11 +8,11 @@ import sys
 from contextlib import ExitStack
 from pathlib import Path
 
-from remind_curate import env
+from engine.runtime import configure_process
 from remind_curate.console_logging import console_without_tracebacks
 from remind_curate.preflight import OneLineParser, fail, preflight
 
-env.configure()  # before Prefect or Ray is imported anywhere
+configure_process()  # before Prefect or Ray is imported anywhere
 
 FLOW_COMMANDS = {"ingest", "demo", "regenerate"}
 
@@ -51,7 +51,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from tasks.validate import validate_path
+    from tasks.shards.validate import validate_path
 
     report = validate_path(Path(args.path), decode_video=not args.no_video)
     for problem in report.problems:
@@ -63,7 +63,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from flows.ingest import ingest
-    from tasks.validate import validate_path
+    from tasks.shards.validate import validate_path
 
     _prefect_ready(args)
     summary = ingest(source=f"synthetic:{args.clips}", out=args.out, config_path=args.config)
@@ -96,7 +96,7 @@ def cmd_taxonomy(args: argparse.Namespace) -> int:
 
 def cmd_plan_pexels(args: argparse.Namespace) -> int:
     from schemas.config import load_config
-    from tasks.pexels.plan import format_plan, plan_pexels
+    from tasks.sources.pexels.plan import format_plan, plan_pexels
     from taxonomy import load_taxonomy
 
     config = load_config(args.config)
@@ -115,8 +115,8 @@ def cmd_regenerate(args: argparse.Namespace) -> int:
 
 
 def cmd_preview(args: argparse.Namespace) -> int:
-    from tasks.previews import preview_sample
-    from tasks.validate import iter_samples
+    from tasks.publish.previews import preview_sample
+    from tasks.shards.validate import iter_samples
 
     shard, _, key = args.target.partition(":")
     if not key:
@@ -162,8 +162,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
-    from tasks.migrate import migrate_path
-    from tasks.validate import validate_path
+    from tasks.shards.migrate import migrate_path
+    from tasks.shards.validate import validate_path
 
     result = migrate_path(Path(args.old), Path(args.new))
     for problem in result.problems:
@@ -279,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with ExitStack() as stack:
             if args.command in FLOW_COMMANDS:  # Prefect's temporary server boots while the checks and imports run
-                from engine.startup import prefect_api
+                from remind_curate.prefect_server import prefect_api
 
                 args.prefect_server = stack.enter_context(prefect_api())
             preflight(args)  # arguments, paths, sources, credentials, configs: before any flow or Ray starts

@@ -146,8 +146,8 @@ def source(spec: str, config: Any, pexels_permission: bool = False) -> Any:
 
 def pexels(config: Any, permission: bool) -> None:
     """Permission confirmed, and a key in the environment or a Secret block named (presence only, never shown)."""
-    from tasks.pexels.errors import PexelsPermissionError
-    from tasks.pexels.license import require_permission
+    from tasks.sources.pexels.errors import PexelsPermissionError
+    from tasks.sources.pexels.license import require_permission
 
     try:
         require_permission(config, permission)
@@ -166,11 +166,12 @@ def _ray_overrides(address: str | None) -> dict[str, Any] | None:
 
 def output(out: str | None, what: str = "--out", write: bool = True) -> None:
     """--out: a writable folder, or an object-store URL whose credentials, endpoint and bucket work."""
-    from engine.storage import StorageError, connect, is_remote
+    from engine.store import StorageError, is_url
+    from engine.stores import open_store
 
-    if out and is_remote(out):
+    if out and is_url(out):
         try:
-            connect(out, write)
+            open_store(out, write)
         except StorageError as exc:
             raise UsageError(f"{what} {exc}") from None
     else:
@@ -179,7 +180,7 @@ def output(out: str | None, what: str = "--out", write: bool = True) -> None:
 
 def local_ray_disk(ray: Any) -> None:
     """A local Ray's ``min_free_disk_gib`` must be smaller than the disk its session folder is on."""
-    from remind_curate.ray_env import LOCAL_TEMP_ROOT, DiskTooSmallError, disk_system_config
+    from engine.runtime import LOCAL_TEMP_ROOT, DiskTooSmallError, disk_system_config
 
     if not ray.address:
         try:
@@ -222,9 +223,9 @@ def _validate(a: argparse.Namespace) -> None:
 
 
 def _regenerate(a: argparse.Namespace) -> None:
-    from engine.storage import is_remote
+    from engine.store import is_url
 
-    if a.from_ and is_remote(a.from_):
+    if a.from_ and is_url(a.from_):
         output(a.from_, "--from", write=False)  # reachable; its run.json is checked once pulled
         run_config(a.config)
         output(a.out)

@@ -5,16 +5,13 @@ default profile and must equal ``Config()``; ``configs/gpu.yaml`` selects the re
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, model_validator
 
 from schemas.config_augment import AugmentConfig
-from schemas.config_section import Section as _Section
+from schemas.config_section import RootConfig, Section as _Section
 
 
 class NormaliseConfig(_Section):
@@ -286,8 +283,10 @@ class ExecutorConfig(_Section):
     batch_wait_s: float = Field(0.05, ge=0, description="How long a batching stage waits to fill a batch.")
 
 
-class Config(_Section):
+class Config(RootConfig):
     """Everything a run needs. Defaults = configs/offline.yaml: runs anywhere, on CPU, with no weights."""
+
+    REPLACED_WHOLE = ("mixture",)  # a weight map in a file means exactly those weights: a kind left out is not drawn
 
     seed: int = 0
     normalise: NormaliseConfig = NormaliseConfig()
@@ -303,44 +302,8 @@ class Config(_Section):
     ray: RayConfig = RayConfig()
     executor: ExecutorConfig = ExecutorConfig()
 
-    def section_hash(self, *sections: str) -> str:
-        """Stable hash of the named sections (all when none): the cache key of work that depends on them."""
-        data = self.model_dump(mode="json")
-        picked = {name: data[name] for name in (sections or tuple(sorted(data)))}
-        blob = json.dumps(picked, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
-
-    @property
-    def config_hash(self) -> str:
-        return self.section_hash()
-
-
-REPLACED_WHOLE = ("mixture",)  # a weight map in a file means exactly those weights: a kind left out is not drawn
-
-
-def deep_merge(base: dict[str, Any], override: dict[str, Any], replace: tuple[str, ...] = REPLACED_WHOLE
-               ) -> dict[str, Any]:
-    """``override`` over ``base``, recursively; mappings under a key in ``replace`` are taken as a whole."""
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict) and key not in replace:
-            out[key] = deep_merge(out[key], value, replace)
-        else:
-            out[key] = value
-    return out
-
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
-    """Defaults, then the YAML file's keys, then explicit overrides. Unknown keys are an error.
-
-    Only the keys given are merged (defaults fill the rest when validating), so a model can tell a key left out
-    from one set to its default (``vlm.enabled``)."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: a config file must be a YAML mapping, got {type(loaded).__name__}")
-        data = deep_merge(data, loaded)
-    if overrides:
-        data = deep_merge(data, overrides)
-    return Config.model_validate(data)
+    """Defaults, then the YAML file's keys, then explicit overrides (schemas/config_section.py). Unknown keys are an
+    error."""
+    return Config.load(path, overrides=overrides)

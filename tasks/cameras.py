@@ -15,7 +15,7 @@ from tasks.geometry.base import GeometryBackend, make_geometry_backend
 from tasks.geometry.stage import estimate_geometry
 from tasks.records import Window
 from engine.stage import ProcessingStage, Resources
-from tasks.clip import Clip, per_window, stage_task
+from tasks.clip import Clip, per_window
 
 RESOURCES = Resources(cpus=1.0, gpus=1.0)  # DA3; the classical backend needs no GPU
 CAMERA_KINDS = ("camera_loop",)  # interruption families whose graph is defined by the camera's path
@@ -53,7 +53,6 @@ def _cameras(window: Window, config: GeometryConfig) -> Window:
     return window
 
 
-@stage_task("estimate-cameras")
 def estimate_cameras(clip: Clip, config: Config) -> Clip:
     return _cameras(clip, config.geometry)
 
@@ -75,4 +74,4 @@ class EstimateCameras(ProcessingStage[Clip, Clip]):
         _backend(self.config.geometry.model_dump_json())  # DA3 weights: once per worker
 
     def process(self, clip: Clip) -> Clip:
-        return estimate_cameras.fn(clip, self.config)
+        return estimate_cameras(clip, self.config)

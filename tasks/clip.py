@@ -13,9 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from tasks.records import SourceItem, Window
 
 
@@ -74,12 +71,6 @@ def describe_error(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     where = f" (at {frames[-1].name}:{frames[-1].lineno})" if frames else ""
     return f"{type(exc).__name__}: {exc}{where}"
-
-
-def stage_task(name: str, retries: int = 0):
-    """Wrap a stage function as a Prefect task with no Prefect cache (clips are cached by the run ledger, and
-    hashing frames would cost more than the work) and no persisted result."""
-    return task(name=name, cache_policy=NO_CACHE, persist_result=False, retries=retries, log_prints=False)
 
 
 def per_window(name: str) -> Callable[[Callable[..., Window]], Callable[..., Clip]]:

@@ -10,7 +10,7 @@ from tasks.records import SourceItem, Window
 from tasks.sources.cache import load_cached_clip
 from tasks.sources.native import window_geometry
 from tasks.sources.with_cameras import decode_with_cameras
-from tasks.clip import Clip, Outcome, describe_error, stage_task
+from tasks.clip import Clip, Outcome, describe_error
 from tasks.video_io import DecodeError, DecodeTimeout, decode_normalised
 
 
@@ -22,7 +22,6 @@ def frames_needed(config: Config) -> int | None:
     return (norm.windows_per_video - 1) * norm.window_stride_frames + norm.num_frames
 
 
-@stage_task("decode-source", retries=1)
 def decode_source(clip: Clip, config: Config) -> Clip:
     """Render (synthetic) or decode (files) the source once, at 16 fps and 480x832. Never raises."""
     started = time.perf_counter()
@@ -55,7 +54,6 @@ def decode_source(clip: Clip, config: Config) -> Clip:
     return clip
 
 
-@stage_task("detect-scene-cuts")
 def detect_scene_cuts(clip: Clip, config: Config) -> Clip:
     started = time.perf_counter()
     if "frames" in clip.notes:
@@ -92,7 +90,6 @@ def window_starts(num_frames: int, cuts: list[int], norm: NormaliseConfig, polic
     return [(s, next((c for c in cuts if s < c <= s + n - 1), None)) for s in starts]
 
 
-@stage_task("cut-windows")
 def cut_windows(clip: Clip, config: Config) -> Clip:
     """81-frame windows (stride and count from config); windows with a cut are rejected with the cut frame."""
     started = time.perf_counter()
@@ -141,8 +138,8 @@ class DecodeSource(ProcessingStage[SourceItem, Clip]):
 
     def process(self, item: SourceItem) -> Clip:
         if item.source == "cache":  # regenerate: the clip skips the stages whose results are cached
-            return load_cached_clip.fn(item, self.run)
-        return decode_source.fn(Clip(item), self.config)
+            return load_cached_clip(item, self.run)
+        return decode_source(Clip(item), self.config)
 
 
 class DetectSceneCuts(ProcessingStage[Clip, Clip]):
@@ -169,7 +166,7 @@ class DetectSceneCuts(ProcessingStage[Clip, Clip]):
         _detector(self.config.prefilter.scene_cut.model_dump_json())  # TransNetV2 weights: once per process
 
     def process(self, clip: Clip) -> Clip:
-        return detect_scene_cuts.fn(clip, self.config)
+        return detect_scene_cuts(clip, self.config)
 
 
 CutWindows = function_stage(cut_windows, input_type=Clip, output_type=Clip)

@@ -11,7 +11,7 @@ import numpy as np
 
 from schemas.config import Config, VLMConfig
 from engine.stage import ProcessingStage, Resources
-from tasks.clip import Clip, Outcome, stage_task
+from tasks.clip import Clip, Outcome
 from tasks.vlm.backends import make_backend
 from tasks.vlm.batcher import SharedJudge
 from tasks.vlm.judge import clip_input, record_judgements
@@ -69,7 +69,6 @@ def judge_batch(clips: list[Clip], config: Config) -> list[Clip]:
     return clips
 
 
-@stage_task("judge-events")
 def judge_events(clip: Clip, config: Config) -> Clip:
     """One clip's windows judged (``JudgeEvents`` judges several clips' windows per batch)."""
     return judge_batch([clip], config)[0]

@@ -36,13 +36,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from engine.run import lock_folder
 from engine.stage import Pipeline, ProcessingStage, Resources
-from schemas.config import Config, deep_merge, load_config
+from schemas.config import Config
 from tasks.sources.cache import CACHED_STAGES, Parent, RegenerateError, check_cached_config, finished_run
 
 
@@ -55,25 +52,12 @@ def regenerate_config(source_out: str | Path, config_path: str | Path | None,
     parent_yaml = source_out / "config.yaml"
     if not parent_yaml.exists():
         raise RegenerateError(f"{source_out} is not a remind-curate output (no config.yaml)")
-    override: dict[str, Any] = {}
-    if config_path is not None:
-        loaded = yaml.safe_load(Path(config_path).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{config_path}: a config file must be a YAML mapping, got {type(loaded).__name__}")
-        override = loaded
-    config = load_config(parent_yaml, overrides=deep_merge(override, overrides or {}))
+    config = Config.load(parent_yaml, config_path, overrides=overrides)
     try:
         check_cached_config(source_out, config)
     except RegenerateError as exc:
         raise RegenerateError(f"--config: {exc}") from None
     return config
-
-
-@task(name="load-regenerate-config", cache_policy=NO_CACHE, persist_result=False)
-def load_regenerate_config(source_out: str, config_path: str | None, ray_address: str | None = None) -> Config:
-    """``ray_address`` as for ingest ("auto", "ray://host:10001", or "local")."""
-    ray = {"ray": {"enabled": True, "address": "" if ray_address == "local" else ray_address}} if ray_address else None
-    return regenerate_config(source_out, config_path, ray)
 
 
 # -- the parent run -----------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from tasks.captions import choose_caption
 from tasks.records import Window
 from engine.run import RunContext, atomic_write_bytes, atomic_write_json, sha256_file
 from tasks.sources.facts import manifest_fields, meta_fields
-from tasks.clip import Clip, Outcome, describe_error, per_window, stage_task
+from tasks.clip import Clip, Outcome, describe_error, per_window
 from tasks.video_io import encode_h264
 from tasks.video_splice import encode_over
 from taxonomy import load_taxonomy
@@ -59,7 +59,6 @@ def _augment_window(window: Window, config: Config) -> Window:
     return window
 
 
-@stage_task("build-graph")
 def build_samples(clip: Clip, config: Config) -> Clip:
     """Draw each window's interruption from the configured mixture and derive its frame graph."""
     return _augment_window(clip, config)
@@ -242,7 +241,6 @@ class ClipResult:
     timings: dict[str, float]
 
 
-@stage_task("write-samples")
 def write_samples(clip: Clip, run: RunContext) -> ClipResult:
     """Encode and stage every surviving window, then commit the clip's ledger: the clip is done. A clip from a
     window cache (``clip.notes["cache"]``, tasks/sources/cache.py) reuses its cached clean clips and names its
@@ -292,12 +290,11 @@ def commit_clip(clip: Clip, rows: list[ManifestRow], run: RunContext) -> None:
         "timings": clip.timings,
         "checksums": {k: members[k]["mp4"] for k in keys},  # mp4 only: what older ledgers hold
         "member_checksums": members})
-    if run.remote is not None:  # OUT on object storage: window cache, samples, thumbnails, then the entry
-        window_ids = [w.window_id for w in clip.windows] + [o.window_id for o in clip.outcomes if o.window_id]
-        run.remote.commit_clip(run, clip.item.clip_id, window_ids, keys)
+    window_ids = [w.window_id for w in clip.windows] + [o.window_id for o in clip.outcomes if o.window_id]
+    run.store.commit_clip(run, clip.item.clip_id, window_ids, keys)  # s3://: cache, samples, then the entry
 
 
-BuildGraph = function_stage(build_samples, input_type=Clip, output_type=Clip)
+BuildGraph = function_stage(build_samples, input_type=Clip, output_type=Clip, name="build-graph")
 class WriteSamples(function_stage(write_samples, input_type=Clip, output_type=ClipResult, uses="run",
                                   resources=Resources(cpus=2.0))):  # x264
     @classmethod

@@ -12,9 +12,9 @@ os.environ["PREFECT_HOME"] = str(_HOME)
 os.environ["PREFECT_RESULTS_LOCAL_STORAGE_PATH"] = str(_HOME / "results")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 
-from remind_curate import env  # noqa: E402
+from engine.runtime import configure_process  # noqa: E402
 
-env.configure()
+configure_process()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 from schemas.config import SyntheticConfig
 from schemas.config_augment import AugmentConfig
 from tasks.augment import KINDS, augment
-from tasks.preview import render_preview
+from tasks.publish.preview import render_preview
 from tasks.records import SourceItem, Window
 from tasks.sources.synthetic import render_synthetic_clip
 

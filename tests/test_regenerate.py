@@ -17,8 +17,8 @@ import yaml
 
 from benchmarks.regenerate import probed
 from schemas.mp4 import decode_mp4
-from tasks.manifest import read_manifest
-from tasks.previews import read_sample
+from tasks.publish.manifest import read_manifest
+from tasks.publish.previews import read_sample
 from tests.faults.helpers import kill_when, prefect_env
 
 CLIPS = 4
@@ -135,7 +135,7 @@ def test_cached_windows_load_verified_and_corruption_is_a_failed_row(parent, tmp
     run = open_run(tmp_path / "out2", config, "regenerate", copy)
     try:
         item = next(i for i in cache_listing(copy, config)[0] if bad.name.startswith(i.clip_id))
-        clip = load_cached_clip.fn(item, run)
+        clip = load_cached_clip(item, run)
     finally:
         run.release()
     assert clip.windows == [] and [(o.status, o.reason) for o in clip.outcomes] == [("failed", "cache_corrupt")]
@@ -147,7 +147,7 @@ def test_cached_windows_load_verified_and_corruption_is_a_failed_row(parent, tmp
 @pytest.mark.timeout(900)
 def test_regenerate_relinks_reuses_clean_clips_and_resumes(parent, tmp_path):
     from flows.regenerate import regenerate
-    from tasks.validate import validate_path
+    from tasks.shards.validate import validate_path
 
     src, ingest_calls = parent
     assert ingest_calls["source_reads"] >= CLIPS and ingest_calls["filter_calls"] >= CLIPS

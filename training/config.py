@@ -5,16 +5,12 @@ Defaults describe the tiny CPU setting (random-init Wan of a few layers, frames 
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field
 
-from schemas.config import deep_merge
-from schemas.config_section import Section as _Section
+from schemas.config_section import RootConfig, Section as _Section
 
 REGIMES = ("all_history", "noisy_memory", "node_drop", "v2v_frontier", "reference_cache")
 Regime = Literal["all_history", "noisy_memory", "node_drop", "v2v_frontier", "reference_cache"]
@@ -185,7 +181,10 @@ class GenerateConfig(_Section):
     fps: int = 16
 
 
-class TrainConfig(_Section):
+class TrainConfig(RootConfig):
+    REPLACED_WHOLE = ("weights",)  # a regime left out of a file's curriculum weights is not trained
+    HASH_CHARS = 12
+
     seed: int = 0
     max_steps: int = Field(300, ge=1)
     precision: Literal["fp32", "bf16"] = "fp32"
@@ -206,27 +205,17 @@ class TrainConfig(_Section):
     optim: OptimConfig = OptimConfig()
     ray: RayTrainConfig = RayTrainConfig()
 
-    def section_hash(self, *sections: str) -> str:
-        """Stable hash of the named sections: the cache key of work depending on them (e.g. latent shards)."""
-        data = self.model_dump(mode="json")
-        blob = json.dumps({name: data[name] for name in sections}, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:12]
-
 
 def load_train_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Defaults, then the YAML file's keys, then ``overrides``. Unknown keys are an error.
 
     ``curriculum.weights`` is replaced as a whole (a regime left out of a file's weights is not trained).
     """
-    data = TrainConfig().model_dump(mode="python")
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping at the top level")
-        data = deep_merge(data, loaded, replace=("weights",))
-    if overrides:
-        data = deep_merge(data, overrides, replace=("weights",))
-    config = TrainConfig.model_validate(data)
+    return checked(TrainConfig.load(path, overrides=overrides))
+
+
+def checked(config: TrainConfig) -> TrainConfig:
+    """What the model's fields alone cannot say."""
     unknown = set(config.curriculum.weights) - set(REGIMES)
     if unknown:
         raise ValueError(f"unknown regimes in curriculum.weights: {sorted(unknown)}")

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,33 +20,13 @@ from training.config import RayTrainConfig, TrainConfig, load_train_config
 
 @contextlib.contextmanager
 def ray_session(cfg: RayTrainConfig) -> Iterator[None]:
-    """Ray for the block: the one already up, the cluster at ``cfg.address``, or a local Ray that is shut down
-    (and its session folder removed) when the block ends."""
-    import ray
+    """Ray for the block (engine.runtime: the one already up, the cluster at ``cfg.address``, or a local Ray that
+    is shut down, its session folder removed, when the block ends)."""
+    from engine.runtime import ray_session as runtime_session
 
-    if ray.is_initialized():
+    with runtime_session(cfg.address or None, num_cpus=cfg.num_cpus or 0, min_free_disk_gib=cfg.min_free_disk_gib,
+                         log_to_driver=False):
         yield
-        return
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
-    from remind_curate.ray_env import LOCAL_TEMP_ROOT, disk_system_config, job_runtime_env
-
-    runtime_env = job_runtime_env()  # our code travels to every node as py_modules: no checkout needed there
-    temp_dir = None
-    if cfg.address:
-        ray.init(address=cfg.address, log_to_driver=False, runtime_env=runtime_env)
-    else:
-        system_config = disk_system_config(LOCAL_TEMP_ROOT, cfg.min_free_disk_gib)
-        temp_dir = tempfile.mkdtemp(prefix="rt", dir=LOCAL_TEMP_ROOT)  # short: socket paths have a length limit
-        ray.init(num_cpus=cfg.num_cpus or None, include_dashboard=False, log_to_driver=False, runtime_env=runtime_env,
-                 _temp_dir=temp_dir, _system_config=system_config)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        if temp_dir:
-            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _worker(config: dict[str, Any]) -> None:

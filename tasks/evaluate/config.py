@@ -4,10 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.config import VLMConfig, deep_merge
+from schemas.config import VLMConfig
+from schemas.config_section import RootConfig
 
 
 class ProtocolConfig(BaseModel):
@@ -22,8 +22,8 @@ class ProtocolConfig(BaseModel):
     lpips_weights: str | None = Field(None, description="LPIPS backbone + linear weights (a .pth); none here.")
 
 
-class EvaluateConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class EvaluateConfig(RootConfig):
+    FILE_KEYS = ("vlm", "protocol")  # other top-level keys (an ingest config's) are ignored: one file serves both
 
     vlm: VLMConfig = VLMConfig()
     protocol: ProtocolConfig = ProtocolConfig()
@@ -32,13 +32,7 @@ class EvaluateConfig(BaseModel):
 def load_evaluate_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> EvaluateConfig:
     """Defaults, then the YAML's ``vlm`` and ``protocol`` keys (other top-level keys, e.g. an ingest config's,
     are ignored so one file can serve both), then ``overrides``."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        data = {k: v for k, v in loaded.items() if k in ("vlm", "protocol")}
-    if overrides:
-        data = deep_merge(data, overrides)
-    config = EvaluateConfig.model_validate(data)
+    config = EvaluateConfig.load(path, overrides=overrides)
     if not config.vlm.enabled:
         raise ValueError("evaluate needs a reviewer: set vlm.backend/model (and vlm.base_url for openai)")
     return config

@@ -3,7 +3,10 @@
 Each ``--videos`` folder is one model variant (a ``generate`` output: manifest.jsonl, videos/, clean/). OUT gets
 ``examples.parquet`` (one row per video: variant, key, checkpoint, paths, per-dimension trial means, PSNR, SSIM,
 LPIPS, statuses), ``trials.parquet`` (one row per reviewer call with its raw answer), ``table.json`` and
-``table.md`` (per variant: means with 95 % bootstrap intervals over examples, failure counts).
+``table.md`` (per variant: means with 95 % bootstrap intervals over examples, failure counts). When any example
+has no successful reviewer trial (its generation failed, its video is unreadable, or every trial errored or was
+not the four scores) the outputs are still written, then ``UnreviewedExamples`` is raised: a table of n/a is not a
+result, and the command and the flow must fail on it.
 """
 from __future__ import annotations
 
@@ -22,6 +25,29 @@ from tasks.evaluate.reviewer import DIMENSIONS, ReviewerBackend, opaque_id, revi
 from tasks.evaluate.stats import bootstrap_ci
 
 METRICS = (*DIMENSIONS, "psnr", "ssim", "lpips")
+
+
+class UnreviewedExamples(RuntimeError):
+    """Some examples have no successful trial; ``table`` is what was written to ``out``."""
+
+    def __init__(self, message: str, table: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.table = table
+
+
+def unreviewed_message(examples: pd.DataFrame, out: Path) -> str | None:
+    """One line naming how many examples have no successful trial and why, or None when every one has."""
+    missing = examples[examples["trials_ok"] == 0]
+    if missing.empty:
+        return None
+    reasons = {"generation failed": missing["status"] == "generation_failed",
+               "video unreadable": missing["status"] == "failed",
+               "reviewer errors": (missing["status"] == "ok") & (missing["trials_error"] > 0),
+               "answers not the four scores": (missing["status"] == "ok") & (missing["trials_error"] == 0)}
+    counts = ", ".join(f"{int(mask.sum())} {name}" for name, mask in reasons.items() if mask.any())
+    first = ", ".join(f"{v}/{k}" for v, k in zip(missing["variant"][:3], missing["key"][:3]))
+    return (f"{len(missing)} of {len(examples)} examples have no successful reviewer trial ({counts}; e.g. "
+            f"{first}); the table is written to {out / 'table.md'}")
 
 
 def variant_names(dirs: list[Path]) -> list[str]:
@@ -144,4 +170,7 @@ def evaluate(videos: list[Path], out: Path, config: Path | EvaluateConfig | None
                                          for v in dict.fromkeys(examples["variant"])}}
     (out / "table.json").write_text(json.dumps(table, indent=2))
     (out / "table.md").write_text(markdown_table(table))
+    message = unreviewed_message(examples, out)
+    if message is not None:
+        raise UnreviewedExamples(message, table)
     return table

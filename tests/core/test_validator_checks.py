@@ -21,7 +21,7 @@ from remind_curate.cli import main
 from schemas.constants import DEPTH_HEIGHT, DEPTH_WIDTH, FPS, HEIGHT, NUM_FRAMES, WIDTH
 from schemas.sample import GeometryMeta, SampleMeta, SourceInfo
 from schemas.sample_io import Sample, json_bytes, npy_bytes
-from tasks.validate import validate_path
+from tasks.shards.validate import validate_path
 from tasks.video_io import encode_h264
 from schemas.graph import InterruptionKind
 from tasks.graph import build_graph, chunked_graph

@@ -7,8 +7,8 @@ import tarfile
 
 import pytest
 
-from tasks.manifest import read_manifest
-from tasks.validate import validate_path
+from tasks.publish.manifest import read_manifest
+from tasks.shards.validate import validate_path
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

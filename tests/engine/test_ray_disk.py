@@ -11,29 +11,25 @@ from pathlib import Path
 
 import pytest
 
-from remind_curate.ray_env import DiskTooSmallError, disk_system_config
+from engine.runtime import DiskTooSmallError, disk_system_config
 
 REPO = Path(__file__).resolve().parents[2]
 GIB = 1 << 30
 DRIVER = """
-import json, shutil, sys
+import json, sys
 import numpy as np
 import ray
-import engine.ray_data as ray_data
-from schemas.config import Config
+from engine.runtime import ray_session
 
-ray_data.LOCAL_OBJECT_STORE_BYTES = 80 << 20  # a small store: 6 x 30 MB must spill
 results = {}
 for label, gib in json.loads(sys.argv[1]).items():
-    temp_dir = ray_data.start_ray(Config.model_validate({"ray": {"min_free_disk_gib": gib}}), {}, 1)
-    try:
-        refs = [ray.put(np.full(30 << 20, i, np.uint8)) for i in range(6)]
-        results[label] = "spilled" if all(int(ray.get(r)[0]) == i for i, r in enumerate(refs)) else "wrong"
-    except Exception as exc:
-        results[label] = type(exc).__name__
-    finally:
-        ray.shutdown()
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    # a small object store: 6 x 30 MB must spill
+    with ray_session("local", num_cpus=1, min_free_disk_gib=gib, env_vars={}, object_store_bytes=80 << 20):
+        try:
+            refs = [ray.put(np.full(30 << 20, i, np.uint8)) for i in range(6)]
+            results[label] = "spilled" if all(int(ray.get(r)[0]) == i for i, r in enumerate(refs)) else "wrong"
+        except Exception as exc:
+            results[label] = type(exc).__name__
 print("RESULT " + json.dumps(results))
 """
 

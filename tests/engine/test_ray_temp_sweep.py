@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from engine.ray_data import OWNER_FILE, TEMP_PREFIX, sweep_stale_temp_dirs
+from engine.runtime import OWNER_FILE, TEMP_PREFIX, sweep_stale_temp_dirs
 
 
 def _folder(root, name: str, owner: str | None):

@@ -1,4 +1,4 @@
-"""OUT on object storage (engine/storage.py) against a real S3-compatible server: moto's server mode, started on
+"""OUT on object storage (engine/store_s3.py) against a real S3-compatible server: moto's server mode, started on
 127.0.0.1 by the tests (as the s3fs project tests itself). Endpoint and credentials reach the run only through the
 standard AWS environment variables.
 
@@ -96,8 +96,8 @@ def _shards(client, bucket: str, prefix: str) -> dict[str, str]:
 def _check_bucket_output(s3, prefix: str, tmp: Path) -> list[str]:
     """Every visible shard is a complete tar that s3fs+tarfile and the project's validator read; the manifest
     in the bucket names each accepted key once, in the shard that holds it. Returns the keys."""
-    from tasks.manifest import read_manifest
-    from tasks.validate import validate_path
+    from tasks.publish.manifest import read_manifest
+    from tasks.shards.validate import validate_path
 
     bucket, client, fs = s3
     objects = _objects(client, bucket, prefix)
@@ -286,7 +286,8 @@ def test_one_writer_per_url_across_machines(prefect_server, s3, tmp_path, monkey
     renewed it for the TTL (the store's clock), or at once when the holder was a process of this machine that is
     gone. A holder whose lease was taken over stops before its next upload."""
     from engine.bucket_lease import LEASE_NAME, BucketLease, LeaseHeldError
-    from engine.storage import StorageError, connect, local_parent
+    from engine.store import StorageError
+    from engine.stores import open_store, readable_copy
     from flows.ingest import ingest
 
     bucket, client, fs = s3
@@ -303,7 +304,7 @@ def test_one_writer_per_url_across_machines(prefect_server, s3, tmp_path, monkey
     assert set(_objects(client, bucket, prefix)) == {LEASE_NAME}
     client.put_object(Bucket=bucket, Key=f"{prefix}run.json", Body=b"{}")  # as a run being written looks
     with pytest.raises(StorageError, match=r"is being written by another remind-curate process \(.+ pid \d+"):
-        local_parent(url)  # regenerate does not read a parent while it is written
+        readable_copy(url)  # regenerate does not read a parent while it is written
     client.delete_object(Bucket=bucket, Key=f"{prefix}run.json")
     first.release()
     assert _lease_holder(client, bucket, prefix) is None
@@ -326,7 +327,7 @@ def test_one_writer_per_url_across_machines(prefect_server, s3, tmp_path, monkey
     client.put_object(Bucket=bucket, Key=f"{prefix}{LEASE_NAME}", Body=json.dumps(
         {"owner": "y", "host": first.holder["host"], "pid": gone.pid}).encode())
     monkeypatch.setenv("REMIND_CURATE_S3_LEASE_S", "2")
-    remote = connect(url)
+    remote = open_store(url)
     remote.take_lease()
     assert _lease_holder(client, bucket, prefix)["owner"] == remote.lease.holder["owner"]
 

@@ -53,7 +53,7 @@ def test_resources_follow_the_config() -> None:
 def test_the_stages_run_as_plain_python(tmp_path) -> None:
     """The chain by hand, as a test or a notebook would call it: setup once, then process_batch."""
     config = load_config(None, {"augment": {"mixture": {"light_toggle": 1.0}}})
-    items = list_sources.fn("synthetic:2", config, tmp_path, False).items
+    items = list_sources("synthetic:2", config, tmp_path, False).items
     records: list = items
     for stage_cls in INGEST.active(config)[:-1]:  # all but the writer, which needs a run folder
         stage = stage_cls(config)

@@ -1,4 +1,4 @@
-"""The temporary Prefect server a flow command launches before its imports (engine/startup.py).
+"""The temporary Prefect server a flow command launches before its imports (remind_curate/prefect_server.py).
 
 Each case runs in a fresh interpreter, as the command does: Prefect not yet imported, a Prefect home of its own."""
 from __future__ import annotations
@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 RUN_FLOW = """
 import json, os, sys
-from engine.startup import prefect_api
+from remind_curate.prefect_server import prefect_api
 with prefect_api() as server:
     from prefect import flow
     @flow
@@ -105,7 +105,7 @@ def test_the_server_dies_with_a_killed_command(tmp_path):
 @pytest.mark.timeout(60)
 def test_a_server_that_cannot_start_is_a_clear_error(tmp_path):
     code = """
-from engine.startup import prefect_api, ServerStartError
+from remind_curate.prefect_server import prefect_api, ServerStartError
 with prefect_api() as server:
     try:
         server.wait_ready()
@@ -119,7 +119,7 @@ with prefect_api() as server:
 
 FAILING_FLOW = """
 import json
-from engine.startup import prefect_api
+from remind_curate.prefect_server import prefect_api
 with prefect_api() as server:
     from prefect import flow
     @flow

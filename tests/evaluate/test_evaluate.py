@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import pandas as pd
 import pytest
 
 from tasks.evaluate.config import load_evaluate_config
-from tasks.evaluate.run import evaluate
+from tasks.evaluate.run import UnreviewedExamples, evaluate
 from tasks.evaluate.stats import bootstrap_ci
 from tests.servers.openai_server import Reply, ScriptedOpenAIServer, decode_videos
 from training.generate.video import write_mp4
@@ -68,8 +69,13 @@ def test_evaluate_against_a_scripted_reviewer(tmp_path: Path) -> None:
         cfg = load_evaluate_config(None, {"vlm": {"backend": "openai", "model": "qwen-test", "base_url":
                                                   server.base_url, "max_retries": 0, "concurrency": 2},
                                           "protocol": {"num_frames": 4}})
-        table = evaluate(dirs, tmp_path / "eval", cfg)
+        with pytest.raises(UnreviewedExamples) as raised:  # a9, b9 were never generated; b0 got only prose
+            evaluate(dirs, tmp_path / "eval", cfg)
         bodies = [r.body for r in server.requests]
+    assert str(raised.value).startswith("3 of 6 examples have no successful reviewer trial (2 generation failed, "
+                                        "1 answers not the four scores; e.g. alpha/a9, beta/b0, beta/b9)")
+    table = raised.value.table
+    assert json.loads((tmp_path / "eval" / "table.json").read_text()) == table
     assert len(bodies) == 4 * 3  # four videos, three trials each
     assert {b["temperature"] for b in bodies} == {0.7} and sorted(b["seed"] for b in bodies) == [42] * 4 + [43] * 4 + [44] * 4
     text = json.dumps(bodies)
@@ -91,3 +97,65 @@ def test_evaluate_against_a_scripted_reviewer(tmp_path: Path) -> None:
     assert PROSE[:40] in trials[trials["status"] == "unparsed"]["answer"].iloc[0]
     markdown = (tmp_path / "eval" / "table.md").read_text()
     assert "| alpha | 2/3 | 3 [2, 4] |" in markdown and "bootstrap" in markdown
+
+
+def _reviewer(base_url: str, **protocol: object) -> dict:
+    return {"vlm": {"backend": "openai", "model": "qwen-test", "base_url": base_url, "max_retries": 0,
+                    "concurrency": 2}, "protocol": {"num_frames": 4, **protocol}}
+
+
+def _one_variant(root: Path) -> Path:
+    out = root / "alpha"
+    frames = np.full((9, 32, 32, 3), 40, np.uint8)
+    write_mp4(frames, out / "videos" / "a0.mp4")
+    write_mp4(frames, out / "clean" / "a0.mp4")
+    (out / "manifest.jsonl").write_text(json.dumps(
+        {"key": "a0", "mode": "v2v", "status": "ok", "checkpoint": "alpha@1", "seed": 1, "prompt": "p",
+         "video": "videos/a0.mp4", "clean_video": "clean/a0.mp4", "suffix_start_frame": 1}) + "\n")
+    return out
+
+
+@pytest.mark.timeout(120)
+def test_evaluate_command_fails_when_the_reviewer_never_answers(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The reviewer answers every request with a 500: the table (all n/a) is written, the command exits non-zero
+    with one line saying why; with a reviewer that answers, the same command exits 0."""
+    from remind_curate.cli import main
+
+    videos = _one_variant(tmp_path)
+    config = tmp_path / "eval.yaml"
+    with ScriptedOpenAIServer(lambda body: Reply(status=500, body="down")) as server:
+        config.write_text(json.dumps(_reviewer(server.base_url, trials=2)))
+        status = main(["evaluate", "--videos", str(videos), "--out", str(tmp_path / "down"), "--config", str(config)])
+    assert status != 0
+    error = capsys.readouterr().err
+    assert "1 of 1 examples have no successful reviewer trial (1 reviewer errors; e.g. alpha/a0)" in error
+    assert "| alpha | 0/1 | n/a |" in (tmp_path / "down" / "table.md").read_text()
+    with ScriptedOpenAIServer(lambda body: _scores(4, 4)) as server:
+        config.write_text(json.dumps(_reviewer(server.base_url, trials=2)))
+        assert main(["evaluate", "--videos", str(videos), "--out", str(tmp_path / "up"), "--config", str(config)]) == 0
+    assert "| alpha | 1/1 | 4 [4, 4] |" in (tmp_path / "up" / "table.md").read_text()
+
+
+def _serve_limits() -> dict[str, int]:
+    """The ``--limit-mm-per-prompt`` JSON of the ``vllm serve`` command that configs/evaluate.yaml documents."""
+    text = (Path(__file__).resolve().parents[2] / "configs" / "evaluate.yaml").read_text()
+    match = re.search(r"vllm serve \S+ --limit-mm-per-prompt '([^']*)'", text)
+    assert match, "configs/evaluate.yaml names no vllm serve command with --limit-mm-per-prompt"
+    return json.loads(match.group(1))
+
+
+@pytest.mark.timeout(120)
+def test_the_documented_vllm_flag_admits_what_the_reviewer_sends(tmp_path: Path) -> None:
+    """vLLM refuses a prompt with more items of a modality than --limit-mm-per-prompt allows (a modality not
+    named gets no budget it can rely on): every request the reviewer sends must fit the documented limits."""
+    limits = _serve_limits()
+    with ScriptedOpenAIServer(lambda body: _scores(3, 3)) as server:
+        cfg = load_evaluate_config(Path(__file__).resolve().parents[2] / "configs" / "evaluate.yaml",
+                                   {"vlm": {"base_url": server.base_url, "max_retries": 0}})
+        evaluate([_one_variant(tmp_path)], tmp_path / "eval", cfg)
+        requests = list(server.requests)
+    assert requests
+    for request in requests:
+        sent = {"image": request.num_images, "video": request.num_videos}
+        for modality, count in sent.items():
+            assert count == 0 or count <= limits.get(modality, 0), (modality, count, limits)

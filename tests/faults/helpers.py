@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tasks.manifest import read_manifest
+from tasks.publish.manifest import read_manifest
 
 CLIPS = 6
 CONFIG_TEXT = (  # many small shards: more moments for a fault to hit; x264 ultrafast: the suite stays quick

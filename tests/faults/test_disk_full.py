@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.validate import validate_path
-from tasks.manifest import read_manifest
+from tasks.shards.validate import validate_path
+from tasks.publish.manifest import read_manifest
 from tests.faults.helpers import (BACKENDS, CLIPS, CONFIG_TEXT, assert_same_output, backend_config,
                                  prepacked_copy, shard_contents)
 

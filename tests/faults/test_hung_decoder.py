@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from tasks.manifest import read_manifest
+from tasks.publish.manifest import read_manifest
 from tests.faults.helpers import BACKENDS, RAY_CONFIG
 from tests.media import scene_frames, write_video
 

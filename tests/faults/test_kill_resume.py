@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.manifest import read_manifest
-from tasks.validate import validate_path
+from tasks.publish.manifest import read_manifest
+from tasks.shards.validate import validate_path
 from tests.faults.helpers import CLIPS, ShardWatcher, assert_same_output, backend_config, kill_when, prefect_env, \
     shard_contents, strict_tar_members
 

@@ -134,7 +134,7 @@ def test_geometry_failure_keeps_the_window_without_cameras() -> None:
     flat = np.full((12, 240, 416, 3), 128, np.uint8)  # nothing to track: the estimator fails
     item = SourceItem("flat", "local", "flat.mp4")
     clip = Clip(item, windows=[Window(item=item, index=0, start_frame=0, frames=flat, span_s=(0.0, 12 / 16))])
-    clip = estimate_cameras.fn(clip, Config())
+    clip = estimate_cameras(clip, Config())
     assert not clip.outcomes and len(clip.windows) == 1
     window = clip.windows[0]
     assert window.geometry["known"] is False and window.geometry["reason"] == "geometry_low_confidence"
@@ -157,7 +157,7 @@ def test_unknown_geometry_leaves_the_camera_families_out_of_the_draw() -> None:
         windows = [Window(item=item, index=i, start_frame=81 * i, frames=frames, span_s=(0.0, 5.0)) for i in range(6)]
         if not known:
             windows = [unknown_geometry(w, "geometry_low_confidence") for w in windows]
-        clip = build_samples.fn(Clip(item, windows=windows), config)
+        clip = build_samples(Clip(item, windows=windows), config)
         kinds[known] = {w.augmented.params.get("fallback", {}).get("from", w.augmented.kind.value) for w in clip.windows}
     assert "camera_loop" in kinds[True]  # drawn (it may fall back when it cannot apply) ...
     assert kinds[False] == {"light_toggle"}  # ... but never for a window without cameras
@@ -197,7 +197,7 @@ def test_too_few_background_tracks_still_background_is_static_a_pan_is_not() -> 
     item = SourceItem("wall", "local", "wall.mp4")
     window = Window(item=item, index=0, start_frame=0, frames=frames, span_s=(0.0, 2.5))
     window.dynamic_masks = masks
-    clip = estimate_cameras.fn(Clip(item, windows=[window]), Config())
+    clip = estimate_cameras(Clip(item, windows=[window]), Config())
     assert clip.windows[0].geometry["known"] is True and clip.windows[0].geometry["method"] == "static_background"
     # The same wall panning about 2.4 degrees over the window, and a uniform wall that shows nothing: not static.
     for pan_px, amp in ((0.8, 0.02), (0.0, 0.0)):

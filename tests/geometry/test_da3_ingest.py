@@ -11,7 +11,7 @@ import yaml
 from flows.ingest import ingest
 from schemas.sample_io import load_npy
 from tasks.geometry.da3_tiny import build_tiny_da3
-from tasks.manifest import read_manifest
+from tasks.publish.manifest import read_manifest
 from tests.media import scene_frames, write_video
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

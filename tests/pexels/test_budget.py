@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.pexels import BudgetExhausted, RequestBudget
+from tasks.sources.pexels import BudgetExhausted, RequestBudget
 
 
 class Clock:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.pexels import (
+from tasks.sources.pexels import (
     ApiKey,
     BudgetExhausted,
     PexelsAPIError,
@@ -18,7 +18,7 @@ from tasks.pexels import (
     PexelsClient,
     PexelsRateLimited,
 )
-from tasks.pexels.client import next_page_number
+from tasks.sources.pexels.client import next_page_number
 from tests.pexels.conftest import KEY, make_config, standard_videos
 from tests.servers.pexels_server import Fault, PexelsTestServer
 

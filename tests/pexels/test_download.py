@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tasks.pexels import PexelsClient
-from tasks.pexels.download import VideoStore, download_video, select_file
+from tasks.sources.pexels import PexelsClient
+from tasks.sources.pexels.download import VideoStore, download_video, select_file
 from tests.pexels.conftest import make_config, standard_videos
 from tests.servers.pexels_server import Fault, PexelsTestServer, VideoSpec
 

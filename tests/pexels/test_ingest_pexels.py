@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from schemas.config import PexelsConfig
-from tasks.pexels import LICENSE_NAME, LICENSE_URL, PexelsAuthError, PexelsPermissionError, TypePlan, plan_pexels
+from tasks.sources.pexels import LICENSE_NAME, LICENSE_URL, PexelsAuthError, PexelsPermissionError, TypePlan, plan_pexels
 from taxonomy import Taxonomy
 from tests.pexels.conftest import KEY
 from tests.servers.pexels_server import Fault, PexelsTestServer, VideoSpec

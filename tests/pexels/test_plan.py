@@ -5,7 +5,7 @@ import pytest
 
 from schemas.config import PexelsConfig
 from taxonomy import Taxonomy
-from tasks.pexels import format_plan, plan_pexels, type_quota
+from tasks.sources.pexels import format_plan, plan_pexels, type_quota
 
 
 def test_plan_is_deterministic_and_ordered_by_importance(tax: Taxonomy) -> None:

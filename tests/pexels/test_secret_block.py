@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.pexels import PexelsAuthError, PexelsClient
+from tasks.sources.pexels import PexelsAuthError, PexelsClient
 from tests.pexels.conftest import KEY, make_config, standard_videos
 from tests.servers.pexels_server import PexelsTestServer
 
@@ -17,6 +17,8 @@ def test_key_from_prefect_secret_block(make_server: Callable[..., PexelsTestServ
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from prefect.blocks.system import Secret
     from prefect.testing.utilities import prefect_test_harness
+
+    import flows.secret_blocks  # noqa: F401 - the flows' floor teaches the sources to read Prefect Secret blocks
 
     monkeypatch.delenv("PEXELS_API_KEY")
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # tests reach 127.0.0.1 only

@@ -10,7 +10,7 @@ import pytest
 
 from schemas.config import Config, PexelsConfig
 from taxonomy import Taxonomy
-from tasks.pexels import (
+from tasks.sources.pexels import (
     ApiKey,
     PexelsAuthError,
     PexelsPermissionError,
@@ -19,7 +19,7 @@ from tasks.pexels import (
     plan_pexels,
     require_permission,
 )
-from tasks.pexels.source import metadata_text
+from tasks.sources.pexels.source import metadata_text
 from tests.pexels.conftest import KEY, all_files, make_config
 from tests.servers.pexels_server import Fault, PexelsTestServer, VideoSpec
 

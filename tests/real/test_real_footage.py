@@ -42,7 +42,7 @@ def decoded():
 
 def _window_clip(name: str, frames: np.ndarray) -> Clip:
     clip = Clip(SourceItem(f"real-{Path(name).stem}", "local", name), notes={"frames": frames[:81], "cuts": []})
-    return cut_windows.fn(clip, Config())
+    return cut_windows(clip, Config())
 
 
 def test_labels_cover_every_file_and_category() -> None:
@@ -72,10 +72,10 @@ def test_light_switched_off_is_not_a_cut(decoded) -> None:
 
 
 def test_static_camera_large_subject_is_kept_and_static(decoded) -> None:
-    clip = measure_motion.fn(_window_clip("cup.mp4", decoded("cup.mp4")), Config())
+    clip = measure_motion(_window_clip("cup.mp4", decoded("cup.mp4")), Config())
     assert not clip.outcomes and clip.windows[0].dynamic_masks.shape[0] == 81
     assert clip.windows[0].scores["motion_spatial_occupancy"] > 0.1
-    clip = estimate_cameras.fn(clip, Config())
+    clip = estimate_cameras(clip, Config())
     window = clip.windows[0]
     assert not clip.outcomes
     if window.geometry["known"]:
@@ -86,11 +86,11 @@ def test_static_camera_large_subject_is_kept_and_static(decoded) -> None:
 
 
 def test_near_static_rejected_local_lamp_kept(decoded) -> None:
-    still = measure_motion.fn(_window_clip("lego-static.mp4", decoded("lego-static.mp4")), Config())
+    still = measure_motion(_window_clip("lego-static.mp4", decoded("lego-static.mp4")), Config())
     # The person says static; the pipeline says brief_motion (the camera's creep leaves parallax in 40% of the
     # frame pairs). Either way it is turned down by the motion stage, which is what matters here.
     assert still.outcomes and still.outcomes[0].stage == "measure-motion" and not still.windows
-    lamp = measure_motion.fn(_window_clip("edit-lego-lamp-off.mp4", decoded("edit-lego-lamp-off.mp4")), Config())
+    lamp = measure_motion(_window_clip("edit-lego-lamp-off.mp4", decoded("edit-lego-lamp-off.mp4")), Config())
     assert not lamp.outcomes and lamp.windows[0].scores.get("dynamics_light") == 1.0
 
 
@@ -103,11 +103,11 @@ def test_a_real_dissolve_is_a_transition(decoded) -> None:
 def test_foliage_in_wind_is_kept_as_temporal_texture_near_static_is_not(decoded) -> None:
     # Leaf flutter stays under a pixel at the 120-row analysis scale (geometric motion says tiny_motion); the
     # textured pixels flickering both ways beyond the noise floor make it dynamics of its own.
-    tree = measure_motion.fn(_window_clip("tree-11s.mp4", decoded("tree-11s.mp4")), Config())
+    tree = measure_motion(_window_clip("tree-11s.mp4", decoded("tree-11s.mp4")), Config())
     assert not tree.outcomes, tree.outcomes
     assert tree.windows[0].scores.get("dynamics_texture") == 1.0 and "dynamics_motion" not in tree.windows[0].scores
     for name in ("screencast-hello.mp4", "lego-static.mp4"):  # near-static: no texture dynamics to rescue them
-        still = measure_motion.fn(_window_clip(name, decoded(name)), Config())
+        still = measure_motion(_window_clip(name, decoded(name)), Config())
         assert still.outcomes and not still.windows, name
         assert still.outcomes[0].reason in {"static_scene", "tiny_motion", "brief_motion"}
         assert still.outcomes[0].scores["texture_spatial_occupancy"] < Config().prefilter.motion.min_texture_spatial_occupancy

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from schemas.migrate import migrate_members
-from tasks.validate import iter_samples
+from tasks.shards.validate import iter_samples
 
 FROZEN = Path(__file__).resolve().parents[1] / "data" / "frozen" / "v1.0.0"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.validate import validate_path
+from tasks.shards.validate import validate_path
 from tests.schema.conftest import members_of, write_tar
 
 pytestmark = pytest.mark.timeout(300)
@@ -33,7 +33,7 @@ def _layout(path: Path) -> list[Member]:
 
 
 def _samples(path: Path) -> list[tuple[str, dict[str, bytes]]]:
-    from tasks.validate import iter_samples
+    from tasks.shards.validate import iter_samples
 
     return [(str(raw["__key__"]), members_of(raw)) for raw in iter_samples(path)]
 

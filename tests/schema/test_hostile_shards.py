@@ -18,7 +18,7 @@ import pytest
 from remind_curate.cli import main
 from schemas.mp4 import DecodeLimitError, probe_mp4
 from schemas.untrusted import UntrustedError, json_depth, load_json, npy_header
-from tasks.validate import validate_path
+from tasks.shards.validate import validate_path
 from tests.schema.conftest import members_of, write_tar
 
 pytestmark = pytest.mark.timeout(120)
@@ -26,7 +26,7 @@ KEY = "synthetic-0-00000-w00"
 
 
 def _good(small_shard: Path) -> dict[str, bytes]:
-    from tasks.validate import iter_samples
+    from tasks.shards.validate import iter_samples
 
     return members_of(next(iter_samples(small_shard)))
 

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from remind_curate.ray_env import PACKAGES, dependencies, job_runtime_env
+from engine.runtime import PACKAGES, dependencies, job_runtime_env
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = """
 import json, sys, tempfile
 import ray
-from remind_curate.ray_env import job_runtime_env
+from engine.runtime import job_runtime_env
 
 ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, object_store_memory=80 << 20,
          runtime_env=job_runtime_env({"REMIND_PROBE": "1"}), _temp_dir=tempfile.mkdtemp(prefix="rc-env-", dir="/tmp"))
@@ -27,7 +27,7 @@ ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=Fal
 @ray.remote
 def probe(shard):
     import os, schemas, training
-    from tasks.validate import validate_path
+    from tasks.shards.validate import validate_path
     report = validate_path(shard, decode_video=False)
     return {"schemas": schemas.__file__, "training": training.__file__, "ok": report.ok, "samples": report.samples,
             "env": os.environ.get("REMIND_PROBE")}

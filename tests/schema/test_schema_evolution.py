@@ -15,7 +15,7 @@ from schemas.migrate import migrate_members, plan
 from schemas.sample import ENTRIES, SampleMeta, SourceInfo
 from schemas.sample_io import decode_sample, npy_bytes
 from schemas.version import SCHEMA_VERSION, SchemaVersionError
-from tasks.validate import iter_samples, validate_path
+from tasks.shards.validate import iter_samples, validate_path
 from tests.schema.conftest import members_of, write_tar
 
 KINDS = {"synthetic-0-00000-w00": "none", "synthetic-0-00001-w00": "occluder", "synthetic-0-00002-w00": "camera_loop"}

@@ -12,11 +12,11 @@ import pytest
 
 from schemas.cameras import anchor_to_first, normalise_translations, rotation_angle_deg
 from schemas.sample_io import decode_sample
-from tasks.manifest import read_manifest
+from tasks.publish.manifest import read_manifest
 from tasks.sources.dl3dv import dl3dv_items, find_scenes, load_track
 from tasks.sources.native import resample_indices
 from tasks.sources.synthetic import SyntheticClip, project_points, render_clip
-from tasks.validate import iter_samples, shard_paths, validate_path
+from tasks.shards.validate import iter_samples, shard_paths, validate_path
 from tests.sources.fixtures import colmap_world, write_dl3dv_scene
 from tests.sources.test_synthetic import marker_centroid
 

@@ -13,12 +13,12 @@ import pytest
 from schemas.cameras import anchor_to_first, rotation_angle_deg
 from schemas.config import Config, load_config
 from schemas.sample_io import decode_sample
-from tasks.manifest import read_manifest
+from tasks.publish.manifest import read_manifest
 from tasks.prefilter.dataset_scores import dataset_score_failure
 from tasks.sources.manifest_source import manifest_items
 from tasks.sources.openvid import openvid_items
 from tasks.sources.synthetic import SyntheticClip, render_clip
-from tasks.validate import iter_samples, shard_paths, validate_path
+from tasks.shards.validate import iter_samples, shard_paths, validate_path
 from tests.media import write_video
 from tests.sources.fixtures import GL_FROM_CV, write_manifest, write_openvid
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,17 +11,16 @@ import yaml
 
 from remind_curate.cli import main
 from schemas.mp4 import probe_mp4
-from training.config import load_train_config
+from training.config import TrainConfig, load_train_config
 from training.loop import save_checkpoint
 from training.model.wan_causal import build_model
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "train-tiny.yaml"
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(300)
-def test_generate_every_mode(tiny_shards: Path, tmp_path: Path) -> None:
-    cfg = load_train_config(TINY, {"generate": {"steps": 2}})
+def _train_output(tmp_path: Path, steps: int) -> tuple[Path, TrainConfig]:
+    """A train output folder with one checkpoint (step 7) of a tiny random-init model, as the loop saves it."""
+    cfg = load_train_config(TINY, {"generate": {"steps": steps}})
     run = tmp_path / "run"
     checkpoint = run / "checkpoints" / cfg.run_name / "checkpoint_000001"
     checkpoint.mkdir(parents=True)
@@ -28,6 +28,28 @@ def test_generate_every_mode(tiny_shards: Path, tmp_path: Path) -> None:
     model = build_model(cfg.model, torch.device("cpu"), seed=0)
     optimizer = torch.optim.AdamW(model.parameters())
     save_checkpoint(checkpoint, model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0), 7, cfg)
+    return run, cfg
+
+
+@pytest.mark.timeout(300)
+def test_generate_limit_reads_only_the_samples_it_needs(tiny_shards: Path, tmp_path: Path) -> None:
+    """``--limit 1`` over a good first shard and an unreadable second one: the second is never opened."""
+    run, _ = _train_output(tmp_path, steps=1)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    shutil.copy(tiny_shards / "shard-00000.tar", shards / "shard-00000.tar")
+    (shards / "shard-00001.tar").write_bytes(b"not a tar archive " * 64)
+    out = tmp_path / "gen"
+    assert main(["generate", "--checkpoint", str(run), "--shards", str(shards), "--mode", "v2v", "--out", str(out),
+                 "--limit", "1"]) == 0
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [(r["key"], r["status"]) for r in records] == [("clip000", "ok")]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_generate_every_mode(tiny_shards: Path, tmp_path: Path) -> None:
+    run, cfg = _train_output(tmp_path, steps=2)
     for mode in ("i2v", "v2v", "reference"):
         out = tmp_path / mode
         assert main(["generate", "--checkpoint", str(run), "--shards", str(tiny_shards), "--mode", mode,

@@ -51,7 +51,7 @@ def test_without_the_vlm_there_is_no_txt_and_meta_says_why(tmp_path: Path) -> No
     _accepted(clip.windows[1])  # as if the VLM had judged this one
     run = open_run(tmp_path / "out", config)
     try:
-        result = write_samples.fn(build_samples.fn(clip, config), run)
+        result = write_samples(build_samples(clip, config), run)
         plain, judged = (_staged(run.samples, row.key) for row in result.rows)
     finally:
         run.release()

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from flows.ingest import ingest
-from tasks.manifest import read_manifest
+from tasks.publish.manifest import read_manifest
 from tests.servers.openai_server import Reply, ScriptedOpenAIServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]

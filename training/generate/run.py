@@ -11,20 +11,20 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterator
 from contextlib import nullcontext
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import webdataset as wds
-import yaml
 
-from schemas.config import deep_merge
 from schemas.constants import CHUNK_SIZE
 from schemas.sample_io import decode_sample
 from training.cameras import sample_cameras
-from training.config import TrainConfig, load_train_config
+from training.config import TrainConfig, checked
 from training.data import shard_paths
 from training.generate.rollouts import MODES, build_plan, latent_to_first_frame
 from training.generate.sampler import sample_rollout
@@ -49,10 +49,13 @@ def latest_checkpoint(run: Path) -> Path:
 
 def run_config(run: Path, config: Path | None) -> TrainConfig:
     base = Path(run) / "config.yaml"
-    data = yaml.safe_load(base.read_text()) if base.exists() else {}
-    if config is not None:
-        data = deep_merge(data, yaml.safe_load(Path(config).read_text()) or {}, replace=("weights",))
-    return load_train_config(None, data)
+    return checked(TrainConfig.load(base if base.exists() else None, config))
+
+
+def read_samples(shards: Path) -> Iterator[dict[str, Any]]:
+    """The raw samples of every shard in order, one at a time (a shard is opened when its first sample is needed)."""
+    for path in shard_paths(shards):
+        yield from wds.WebDataset(path, shardshuffle=False, empty_check=False)
 
 
 def sample_seed(seed: int, key: str) -> int:
@@ -76,8 +79,7 @@ def generate(run: Path, shards: Path, mode: str, out: Path, config: Path | None 
     model = load_remind_transformer(checkpoint, device, cfg.model.attention_backend)
     vae = LatentEncoder(cfg.vae, device)
     size = (cfg.data.height, cfg.data.width)
-    raws = [raw for path in shard_paths(shards) for raw in wds.WebDataset(path, shardshuffle=False,
-                                                                           empty_check=False)][:limit]
+    raws = list(islice(read_samples(shards), limit))  # lazy: a shard past the first ``limit`` samples is never opened
     text_dir = text_dir_for(shards, cfg) if cfg.text.encoder == "umt5" else None
     texts = TextConditioner(cfg, text_dir, model.config.text_dim, device)
     prompts = {}

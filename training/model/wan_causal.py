@@ -1,9 +1,11 @@
 """A stock diffusers WanTransformer3DModel, extended in place into ReMind's causal video DiT.
 
-Nothing of the stock forward is copied. ``attach_remind`` swaps in a rope module whose output (a ``RotaryContext``)
-carries the per-call context through the blocks, sets a ``ReMindAttnProcessor`` on every self-attention, and adds
-the zero-initialised PM-RoPE modules as ``blocks.N.attn1.pm_phase / pm_value / pm_out``: the only new state-dict
-keys. Per-chunk timesteps use the stock per-token timestep path (timestep of shape (B, tokens)).
+``attach_remind`` makes the model a ``CausalWanTransformer`` (the stock class plus a forward that takes the causal
+context as an argument), swaps in a rope module that turns that context into a ``RotaryContext`` carried through
+the stock blocks, sets a ``ReMindAttnProcessor`` on every self-attention, and adds the zero-initialised PM-RoPE
+modules as ``blocks.N.attn1.pm_phase / pm_value / pm_out``: the only new state-dict keys. The forward calls the
+stock submodules in the stock order (tested equal to the stock forward); per-chunk timesteps use the stock
+per-token timestep path (timestep of shape (B, tokens)).
 """
 from __future__ import annotations
 
@@ -59,23 +61,23 @@ class ContextRope(nn.Module):
         super().__init__()
         self.base = base  # WanRotaryPosEmbed: its tables are non-persistent buffers, so no new state-dict keys
         self.backend = backend
-        self.pending: CausalContext | None = None
         self.masks: OrderedDict[tuple, object] = OrderedDict()  # sequence layout -> mask, built once per layout
 
-    def forward(self, hidden_states: torch.Tensor) -> RotaryContext:
+    def forward(self, hidden_states: torch.Tensor, ctx: CausalContext | None = None) -> RotaryContext:
         _, _, num_frames, height, width = hidden_states.shape
         p_t, p_h, p_w = self.base.patch_size
         if p_t != 1:
             raise ValueError("chunk-causal attention needs a temporal patch size of 1")
         pph, ppw = height // p_h, width // p_w
         device = hidden_states.device
-        ctx = self.pending or CausalContext(torch.arange(num_frames), torch.zeros(num_frames, dtype=torch.long),
-                                            causal=False)
-        positions, slots = ctx.positions.to(device), ctx.slots.to(device)
-        if positions.shape != (num_frames,) or slots.shape != (num_frames,):
+        ctx = ctx or CausalContext(torch.arange(num_frames), torch.zeros(num_frames, dtype=torch.long), causal=False)
+        # layout checks and the mask key on the host copies: no device->host sync in a training step
+        positions_host, slots_host = ctx.positions.cpu(), ctx.slots.cpu()
+        if positions_host.shape != (num_frames,) or slots_host.shape != (num_frames,):
             raise ValueError(f"positions/slots must have shape ({num_frames},)")
-        if int(positions.max()) >= self.base.max_seq_len or int(positions.min()) < 0:
+        if int(positions_host.max()) >= self.base.max_seq_len or int(positions_host.min()) < 0:
             raise ValueError(f"temporal positions must lie in 0..{self.base.max_seq_len - 1}")
+        positions = positions_host.to(device, non_blocking=True)
 
         tables = []
         for table in (self.base.freqs_cos, self.base.freqs_sin):
@@ -85,25 +87,29 @@ class ContextRope(nn.Module):
                      h[:pph].view(1, pph, 1, -1).expand(grid), w[:ppw].view(1, 1, ppw, -1).expand(grid)]
             tables.append(torch.cat(parts, dim=-1).reshape(1, num_frames * pph * ppw, 1, -1))
 
-        token_frame = torch.arange(num_frames, device=device).repeat_interleave(pph * ppw)
-        token_slots = slots[token_frame]
-        cached = ctx.cache.cached_slots(device) if ctx.cache is not None else token_slots[:0]
-        key_slots = torch.cat([cached, token_slots])
+        token_slots_host = slots_host.repeat_interleave(pph * ppw)
+        cached = ctx.cache.slots if ctx.cache is not None and ctx.cache.slots is not None else token_slots_host[:0]
+        key_slots_host = torch.cat([cached.cpu(), token_slots_host])
+        token_frame = torch.arange(num_frames).repeat_interleave(pph * ppw).to(device, non_blocking=True)
+        token_slots = token_slots_host.to(device, non_blocking=True)
+        key_slots = key_slots_host.to(device, non_blocking=True)
         cameras = None if ctx.cameras is None else ctx.cameras.to(device=device, dtype=torch.float32)
+        mask = self._mask(ctx.causal, token_slots_host, key_slots_host, token_slots, key_slots)
         return RotaryContext(
             freqs_cos=tables[0], freqs_sin=tables[1], token_frame=token_frame, token_slots=token_slots,
-            key_slots=key_slots, frame_cameras=cameras, mask=self._mask(ctx.causal, token_slots, key_slots),
-            cache=ctx.cache, write_cache=ctx.write_cache, recorder=ctx.recorder)
+            key_slots=key_slots, frame_cameras=cameras, mask=mask, cache=ctx.cache, write_cache=ctx.write_cache,
+            recorder=ctx.recorder)
 
-    def _mask(self, causal: bool, token_slots: torch.Tensor, key_slots: torch.Tensor) -> object:
+    def _mask(self, causal: bool, token_slots_host: torch.Tensor, key_slots_host: torch.Tensor,
+              token_slots: torch.Tensor, key_slots: torch.Tensor) -> object:
         """None when every query sees every key; else a dense boolean mask or a flex-attention BlockMask.
 
-        Masks are cached by sequence layout (the slots of queries and keys): a training step or a denoising step
-        with a layout seen before reuses its mask instead of building it again.
+        Masks are cached by sequence layout (the slots of queries and keys, read from the host copies): a training
+        step or a denoising step with a layout seen before reuses its mask instead of building it again.
         """
-        if not causal or int(key_slots.max()) <= int(token_slots.min()):
+        if not causal or int(key_slots_host.max()) <= int(token_slots_host.min()):
             return None
-        key = (self.backend, str(token_slots.device), _runs(token_slots), _runs(key_slots))
+        key = (self.backend, str(token_slots.device), _runs(token_slots_host), _runs(key_slots_host))
         if key in self.masks:
             self.masks.move_to_end(key)
             return self.masks[key]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from schemas.migrate import migrate_members
 from schemas.version import SCHEMA_VERSION, SchemaVersionError
-from tasks.validate import Problem, read_shard, shard_paths
+from tasks.shards.validate import Problem, read_shard, shard_paths
 
 COPIED = ("manifest.parquet", "run.json", "config.yaml")
 

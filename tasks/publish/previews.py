@@ -6,14 +6,12 @@ import textwrap
 from collections import defaultdict
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from schemas.manifest import ManifestRow
 from schemas.sample_io import decode_sample
-from tasks.preview import render_preview
+from tasks.publish.preview import render_preview
 from engine.run import RunContext
-from tasks.pack import shard_file
+from tasks.publish.pack import shard_file
 
 
 def read_sample(shard: Path, key: str) -> dict[str, bytes]:
@@ -39,7 +37,6 @@ def preview_sample(shard: Path, key: str, out_png: Path) -> Path:
     return render_preview(sample.clean_frames(), degraded, sample.graph, title, out_png)
 
 
-@task(name="render-previews", cache_policy=NO_CACHE, persist_result=False)
 def render_previews(run: RunContext, rows: list[ManifestRow], per_kind: int = 1) -> list[str]:
     """Up to ``per_kind`` previews per interruption kind; paths relative to OUT (for report.md)."""
     picked: dict[str, list[ManifestRow]] = defaultdict(list)

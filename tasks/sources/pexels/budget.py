@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from tasks.pexels.errors import BudgetExhausted
-from tasks.pexels.fileio import locked, read_json, write_json_atomic
+from tasks.sources.pexels.errors import BudgetExhausted
+from tasks.sources.pexels.fileio import locked, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 

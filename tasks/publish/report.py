@@ -1,4 +1,4 @@
-"""The run summary: OUT/report.md, OUT/metrics.json and a Prefect markdown artifact (same facts in each)."""
+"""The run summary: OUT/report.md and OUT/metrics.json (the same facts; the flow also shows it as an artifact)."""
 from __future__ import annotations
 
 from collections import Counter
@@ -6,13 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prefect import task
-from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
-
 from schemas.manifest import ManifestRow
 from engine.run import RunContext, atomic_write_bytes, atomic_write_json
-from tasks.pack import published_shards
+from tasks.publish.pack import published_shards
 
 
 @dataclass
@@ -155,11 +151,9 @@ def render_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-@task(name="report", cache_policy=NO_CACHE, persist_result=False)
 def write_report(run: RunContext, rows: list[ManifestRow], stats: RunStats) -> dict[str, Any]:
     summary = summarise(run, rows, stats)
     markdown = render_markdown(summary)
     atomic_write_bytes(run.out / "report.md", markdown.encode(), run.tmp)
     atomic_write_json(run.out / "metrics.json", summary)
-    create_markdown_artifact(markdown=markdown, key=f"{run.kind}-report", description=f"remind-curate {run.run_id}")
     return summary

@@ -3,7 +3,7 @@
 A shard is written under OUT/.tmp and renamed into OUT/shards/ only when complete and fsynced, so a reader (or
 a killed run) never sees a truncated shard. The published shards are the truth about what is packed: a rerun
 lists their members and packs only keys that are in none of them, so no key is ever packed twice. With OUT on
-object storage (engine/storage.py) a finished shard is then published with one atomic upload, and the store's
+object storage (engine/store_s3.py) a finished shard is then published with one atomic upload, and the store's
 shards are the truth.
 """
 from __future__ import annotations
@@ -15,51 +15,22 @@ import shutil
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
+from engine.ledger import published_index
 from engine.run import RunContext
 
 SHARD_RE = re.compile(r"^shard-(\d{6})\.tar$")
 _TAR_OVERHEAD = 1024  # header + padding per member, generously
 
 
-def shard_members(path: Path | BinaryIO) -> dict[str, list[str]]:
-    """key -> member extensions of one shard (headers only; no payload is read). ``path`` may be an open file."""
-    members: dict[str, list[str]] = {}
-    with (tarfile.open(fileobj=path, mode="r:") if hasattr(path, "read") else tarfile.open(path, "r:")) as tar:
-        for info in tar:
-            key, _, ext = info.name.partition(".")
-            members.setdefault(key, []).append(ext)
-    return members
-
-
-def published_keys(shards: Path) -> dict[str, str]:
-    """key -> shard file name, over every published shard."""
-    index: dict[str, str] = {}
-    for path in sorted(shards.glob("shard-*.tar")):
-        for key in shard_members(path):
-            index[key] = path.name
-    return index
-
-
-def published_index(run: RunContext) -> dict[str, str]:
-    """key -> shard name over the run's published shards (the store's, when OUT is on object storage)."""
-    return run.remote.published_keys(shard_members) if run.remote is not None else published_keys(run.shards)
-
-
 def published_shards(run: RunContext) -> dict[str, int]:
     """name -> bytes of the run's published shards (the store's, when OUT is on object storage)."""
-    if run.remote is not None:
-        return run.remote.shard_sizes()
-    return {p.name: p.stat().st_size for p in sorted(run.shards.glob("shard-*.tar"))}
+    return run.store.shard_sizes()
 
 
 def shard_file(run: RunContext, name: str) -> Path:
     """A published shard as a local file (fetched from the store when this machine lacks it)."""
-    return run.remote.local_shard(run, name) if run.remote is not None else run.shards / name
+    return run.store.local_shard(run, name)
 
 
 @dataclass
@@ -123,12 +94,10 @@ class _ShardWriter:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
-        if self.run.remote is not None:  # OUT on object storage: one atomic upload makes it visible
-            self.run.remote.publish_shard(final, self.keys)
+        self.run.store.publish_shard(final, self.keys)  # OUT on object storage: one atomic upload
         return final.stat().st_size
 
 
-@task(name="pack-shards", cache_policy=NO_CACHE, persist_result=False)
 def pack_shards(run: RunContext, keys: list[str]) -> PackResult:
     """Pack the staged samples of ``keys`` (in order) that no published shard holds yet."""
     pack = run.config.pack
@@ -158,6 +127,5 @@ def pack_shards(run: RunContext, keys: list[str]) -> PackResult:
     for key in keys:  # staged copies of packed samples are no longer needed
         if key in result.key_to_shard:
             shutil.rmtree(run.samples / key, ignore_errors=True)
-    if run.remote is not None:
-        run.remote.drop_samples(result.key_to_shard)
+    run.store.drop_samples(result.key_to_shard)
     return result

@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import os
-from typing import NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from schemas.config import PexelsConfig
-from tasks.pexels.errors import PexelsAuthError
+from tasks.sources.pexels.errors import PexelsAuthError
 
 REDACTED = "***"
 
@@ -56,11 +57,22 @@ def load_api_key(config: PexelsConfig) -> ApiKey:
         "or name a Prefect Secret block in pexels.secret_block")
 
 
-def _load_secret_block(name: str) -> str:
-    try:
-        from prefect.blocks.system import Secret
+# How a named secret block is read: set by the flows (flows/secret_blocks.py), the only floor that knows Prefect.
+_block_reader: Callable[[str], Any] | None = None
 
-        value = Secret.load(name).get()
+
+def read_secret_blocks_with(reader: Callable[[str], Any] | None) -> None:
+    """``reader(name)`` returns the value of the secret block ``name`` (Prefect's ``Secret.load(name).get()``)."""
+    global _block_reader
+    _block_reader = reader
+
+
+def _load_secret_block(name: str) -> str:
+    if _block_reader is None:
+        raise PexelsAuthError(f"pexels.secret_block {name!r} is read through Prefect: run the ingest flow (the "
+                              "command line or a deployment), or set the API key's environment variable")
+    try:
+        value = _block_reader(name)
     except Exception as exc:  # noqa: BLE001 - any failure means "no key"; the text may not contain it (not loaded)
         raise PexelsAuthError(
             f"could not load the Prefect Secret block {name!r} holding the Pexels key: {type(exc).__name__}") from None

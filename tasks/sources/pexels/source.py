@@ -19,12 +19,12 @@ from urllib.parse import urlparse
 
 import requests
 
-from tasks.pexels.client import PexelsClient, next_page_number
-from tasks.pexels.download import DownloadResult, VideoStore, download_video
-from tasks.pexels.errors import BudgetExhausted, PexelsAPIError
-from tasks.pexels.license import LICENSE_NAME, LICENSE_URL, pexels_config, require_permission
-from tasks.pexels.plan import PexelsPlan, TaxonomyLike, TypePlan, plan_pexels
-from tasks.pexels.secrets import ApiKey
+from tasks.sources.pexels.client import PexelsClient, next_page_number
+from tasks.sources.pexels.download import DownloadResult, VideoStore, download_video
+from tasks.sources.pexels.errors import BudgetExhausted, PexelsAPIError
+from tasks.sources.pexels.license import LICENSE_NAME, LICENSE_URL, pexels_config, require_permission
+from tasks.sources.pexels.plan import PexelsPlan, TaxonomyLike, TypePlan, plan_pexels
+from tasks.sources.pexels.secrets import ApiKey
 from tasks.records import SourceItem
 
 log = logging.getLogger(__name__)

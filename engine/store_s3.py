@@ -1,4 +1,4 @@
-"""OUT on object storage (``--out s3://bucket/prefix``): a local working folder mirrored to the bucket.
+"""The S3 store (``--out s3://bucket/prefix``): a local working folder mirrored to the bucket.
 
 The stages keep writing a Path-based run folder (``engine.run``): for an object-store OUT that folder is a local
 working folder (``$REMIND_CURATE_WORKDIR/<name>-<hash of the URL>``, default ``~/.cache/remind-curate/work``) and
@@ -31,19 +31,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMES = ("s3",)
+from engine.store import OutputStore, StorageError, shard_members
+
 PART_BYTES_ENV = "REMIND_CURATE_S3_PART_BYTES"  # multipart part size of shard uploads (s3fs default: 50 MiB)
 WORKDIR_ENV = "REMIND_CURATE_WORKDIR"
 _SHARD = re.compile(r"^shard-\d{6}\.tar$")
 _SECRET_ENVS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
-
-
-class StorageError(RuntimeError):
-    """OUT on object storage is misconfigured; the message is the whole one-line answer."""
-
-
-def is_remote(out: str | Path) -> bool:
-    return isinstance(out, str) and "://" in out and not out.startswith("file://")
 
 
 def _scrub(text: str) -> str:
@@ -74,7 +67,7 @@ def explain(exc: BaseException, bucket: str) -> str:
 def split_url(url: str) -> tuple[str, str, str]:
     """``s3://bucket/prefix`` -> (scheme, bucket, "bucket/prefix"); refuses other schemes and credentials."""
     scheme, _, rest = url.partition("://")
-    if scheme not in SCHEMES:
+    if scheme != "s3":
         raise StorageError(f"{scheme}:// is not supported (use a local path or s3://bucket/prefix)")
     root = rest.strip("/")
     bucket = root.split("/", 1)[0]
@@ -111,7 +104,7 @@ def _files(directory: Path) -> list[Path]:
 
 
 @dataclass
-class RemoteOut:
+class S3Store(OutputStore):
     """The object-store side of a run: ``url`` (what users see), ``root`` ("bucket/prefix"), ``local`` (the
     working folder the stages write). Picklable (s3fs re-creates its session), so Ray workers can upload."""
 
@@ -127,7 +120,7 @@ class RemoteOut:
 
     # -- opening ---------------------------------------------------------------------------------------------------
     @classmethod
-    def connect(cls, url: str, write: bool = True) -> RemoteOut:
+    def connect(cls, url: str, write: bool = True) -> S3Store:
         """Check everything before any work: s3fs installed, credentials, endpoint, bucket, write access."""
         url = url.rstrip("/")
         _, bucket, root = split_url(url)
@@ -315,7 +308,7 @@ class RemoteOut:
         """name -> bytes of every published shard object."""
         return {name: int(info["size"]) for name, info in self._shard_objects().items()}
 
-    def published_keys(self, members: Callable[[Any], dict[str, list[str]]]) -> dict[str, str]:
+    def published_keys(self, members: Callable[[Any], dict[str, list[str]]] = shard_members) -> dict[str, str]:
         """key -> shard name over every published shard object; ``members(file)`` reads a tar's headers (used
         only for a shard this working folder has no index of: a run resumed on another machine)."""
         index: dict[str, str] = {}
@@ -357,16 +350,10 @@ class RemoteOut:
         self.put([run.out / "report.md"])
 
 
-def connect(out: str, write: bool = True) -> RemoteOut:
-    return RemoteOut.connect(out, write)
-
-
-def local_parent(source: str) -> str:
+def readable_copy(source: str) -> str:
     """``regenerate --from s3://...``: the finished run's identity, manifest and window cache in its local working
-    folder (pulled under that folder's lock); a local path is returned as it is."""
-    if not is_remote(source):
-        return source
-    remote = connect(source, write=False)
+    folder (pulled under that folder's lock)."""
+    remote = S3Store.connect(source, write=False)
     from engine.bucket_lease import BucketLease
 
     writer = BucketLease(remote.fs, remote.bucket, remote.root, remote.url).live_holder()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from schemas.config import PexelsConfig
-from tasks.pexels.cache import normalise_query
+from tasks.sources.pexels.cache import normalise_query
 
 
 class _Event(Protocol):

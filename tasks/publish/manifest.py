@@ -4,15 +4,12 @@ from __future__ import annotations
 import io
 
 import pyarrow.parquet as pq
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from schemas.arrow import rows_to_table
 from schemas.manifest import ManifestRow
 from engine.run import RunContext, atomic_write_bytes
 
 
-@task(name="write-manifest", cache_policy=NO_CACHE, persist_result=False)
 def write_manifest(run: RunContext, rows: list[ManifestRow], key_to_shard: dict[str, str]) -> list[ManifestRow]:
     final = [row.model_copy(update={"shard": key_to_shard.get(row.key)}) if row.key else row for row in rows]
     missing = [r.key for r in final if r.status == "accepted" and r.shard is None]

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tasks.pexels.fileio import read_json, write_json_atomic
+from tasks.sources.pexels.fileio import read_json, write_json_atomic
 
 _SECRET_PARAMS = {"authorization", "key", "api_key", "apikey", "token"}
 

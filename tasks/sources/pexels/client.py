@@ -13,10 +13,10 @@ import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from schemas.config import PexelsConfig
-from tasks.pexels.budget import RequestBudget
-from tasks.pexels.cache import ResponseCache, normalise_query, request_identity
-from tasks.pexels.errors import BudgetExhausted, PexelsAPIError, PexelsAuthError, PexelsRateLimited, TransientError
-from tasks.pexels.secrets import ApiKey, LazyKey
+from tasks.sources.pexels.budget import RequestBudget
+from tasks.sources.pexels.cache import ResponseCache, normalise_query, request_identity
+from tasks.sources.pexels.errors import BudgetExhausted, PexelsAPIError, PexelsAuthError, PexelsRateLimited, TransientError
+from tasks.sources.pexels.secrets import ApiKey, LazyKey
 
 log = logging.getLogger(__name__)
 

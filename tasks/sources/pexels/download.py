@@ -23,9 +23,9 @@ import urllib3
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from schemas.config import PexelsConfig
-from tasks.pexels.client import USER_AGENT, PexelsClient
-from tasks.pexels.errors import BudgetExhausted, PexelsAPIError
-from tasks.pexels.fileio import locked, read_json, write_json_atomic
+from tasks.sources.pexels.client import USER_AGENT, PexelsClient
+from tasks.sources.pexels.errors import BudgetExhausted, PexelsAPIError
+from tasks.sources.pexels.fileio import locked, read_json, write_json_atomic
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from schemas.config import PexelsConfig
-from tasks.pexels.errors import PexelsPermissionError
+from tasks.sources.pexels.errors import PexelsPermissionError
 
 LICENSE_NAME = "Pexels License"
 LICENSE_URL = "https://www.pexels.com/license/"

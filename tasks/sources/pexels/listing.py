@@ -1,10 +1,10 @@
-"""`pexels[:TYPE,...]`: taxonomy-driven retrieval into a content-addressed store (see tasks/pexels/)."""
+"""`pexels[:TYPE,...]`: taxonomy-driven retrieval into a content-addressed store (see tasks/sources/pexels/)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from schemas.config import Config
-from tasks.pexels import pexels_items
+from tasks.sources.pexels import pexels_items
 from tasks.sources.resolve import SourceListing
 from taxonomy import load_taxonomy
 

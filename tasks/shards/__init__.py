@@ -1,0 +1,1 @@
+"""Shard tools: validate shards nobody vouched for, migrate shards of an older schema."""
