@@ -2,6 +2,7 @@
 
     python -m benchmarks.prefilter                      # every labelled clip, default config (what a new user runs)
     python -m benchmarks.prefilter --clips box.mp4 cup.mp4 --config configs/offline.yaml
+    python -m benchmarks.prefilter --calibrate-screen   # the cascade's screen against full TransNetV2 scans
 
 Each clip goes through the pipeline's own stages with the default config (decode once, scene cuts, windows,
 motion/light/weather, cameras); the scene-cut detectors are also run side by side on the same decoded frames.
@@ -10,8 +11,8 @@ Printed (markdown):
   montages, near-static scenes and too-short clips the pipeline accepts (should be 0);
 - per stage: precision / recall of the stage's rejections against the windows the person rejects for that
   stage's reasons;
-- per detector (TransNetV2, PySceneDetect adaptive / content; with and without the lighting check): shot
-  boundary precision / recall (a detection matches a labelled boundary within 2 frames; soft transitions as
+- per detector (TransNetV2 as the default cascade and as a full scan, PySceneDetect adaptive / content; with and
+  without the lighting check): shot boundary precision / recall, the share of frames TransNetV2 scored (a detection matches a labelled boundary within 2 frames; soft transitions as
   spans) and window-level scene_cut precision / recall;
 - the confusion of the person's label (keep / reason) against the pipeline's outcome.
 """
@@ -96,18 +97,21 @@ def match_boundaries(found: list[Transition], truth: list[tuple[int, int]]) -> t
     return len(hit), false_pos, len(truth) - len(hit)
 
 
-def run_pipeline(path: Path, config: Config, detectors: dict[str, SceneCutConfig]) -> tuple[dict, dict, int]:
+def run_pipeline(path: Path, config: Config, detectors: dict[str, tuple[SceneCutConfig, str]]
+                 ) -> tuple[dict, dict, int, dict]:
     """Pipeline outcome per window start ({start|None: 'accepted' | reason}), each detector's transitions on the
-    same decoded frames (with and without the lighting check), and how many frames were decoded."""
+    same decoded frames (with and without the lighting check), how many frames were decoded, and the frames each
+    learned detector scored."""
     clip = Clip(SourceItem(clip_id=f"real-{path.stem}", source="local", uri=str(path), path=str(path)))
     clip = decode_source(clip, config)
     clip = detect_scene_cuts(clip, config)
-    frames = clip.notes.get("frames")
-    found = {}
+    frames = clip.frames
+    found, scored = {}, {}
     if frames is not None:  # each detector once, raw; then the lighting check as the pipeline applies it
-        for name, cut_config in detectors.items():
+        for name, (cut_config, scan) in detectors.items():
             raw = detect_transitions(frames, float(config.normalise.fps),
-                                     cut_config.model_copy(update={"same_scene_ncc": 1.0}))
+                                     cut_config.model_copy(update={"same_scene_ncc": 1.0}), scan)
+            scored[name] = raw.model_frames
             found[f"{name} (no lighting check)"] = raw.transitions
             found[name] = [t for t in raw.transitions
                            if same_scene_score(frames, t) < cut_config.same_scene_ncc]
@@ -123,7 +127,7 @@ def run_pipeline(path: Path, config: Config, detectors: dict[str, SceneCutConfig
         outcome[start] = o.reason if o.status == "rejected" else f"failed:{o.reason}"
     for w in clip.windows:
         outcome[w.start_frame] = "accepted"
-    return outcome, found, n
+    return outcome, found, n, scored
 
 
 def ratio(num: int, den: int) -> str:
@@ -134,16 +138,21 @@ def evaluate(clips: list[str] | None = None, config: Config | None = None) -> di
     config = config or Config()
     labels = load_labels()
     base = config.prefilter.scene_cut
-    detectors = {"transnetv2": base.model_copy(update={"detector": "transnetv2"}),
-                 "adaptive": base.model_copy(update={"detector": "adaptive", "threshold": 3.0}),
-                 "content": base.model_copy(update={"detector": "content", "threshold": 27.0})}
+    transnet = base.model_copy(update={"detector": "transnetv2"})
+    detectors = {"transnetv2": (transnet, "cascade"), "transnetv2 full scan": (transnet, "full"),
+                 "adaptive": (base.model_copy(update={"detector": "adaptive", "threshold": 3.0}), "cascade"),
+                 "content": (base.model_copy(update={"detector": "content", "threshold": 27.0}), "cascade")}
     rows = window_labels(labels, clips)
     outcomes, boundary = {}, defaultdict(lambda: [0, 0, 0])
     window_cut = defaultdict(lambda: [0, 0, 0])  # tp, fp, fn of windows flagged scene_cut
-    seconds = {}
+    seconds, model_frames = {}, defaultdict(lambda: [0, 0])  # detector -> frames scored, frames
     for name in dict.fromkeys(r.clip for r in rows):
         started = time.perf_counter()
-        outcome, found, n = run_pipeline(LABELS.parent / name, config, detectors)
+        outcome, found, n, scored = run_pipeline(LABELS.parent / name, config, detectors)
+        for det, count in scored.items():
+            if count is not None:
+                model_frames[det][0] += count
+                model_frames[det][1] += n
         seconds[name] = time.perf_counter() - started
         print(f"{name}: {dict(sorted(outcome.items(), key=str))} ({seconds[name]:.0f} s)", file=sys.stderr, flush=True)
         outcomes[name] = outcome
@@ -162,7 +171,8 @@ def evaluate(clips: list[str] | None = None, config: Config | None = None) -> di
                 window_cut[det][1] += flagged and not is_cut
                 window_cut[det][2] += is_cut and not flagged
     got = {r: outcomes[r.clip].get(r.start, "missing") for r in rows}
-    return {"rows": rows, "got": got, "boundary": dict(boundary), "window_cut": dict(window_cut), "seconds": seconds}
+    return {"rows": rows, "got": got, "boundary": dict(boundary), "window_cut": dict(window_cut), "seconds": seconds,
+            "model_frames": dict(model_frames)}
 
 
 def summarise(result: dict) -> dict[str, float]:
@@ -195,12 +205,13 @@ def report(result: dict) -> str:
         actual = [r for r in rows if not r.keep and r.reasons[0] in reasons]
         both = [r for r in pred if r in actual]
         lines.append(f"| {stage} | {ratio(len(both), len(pred))} | {ratio(len(both), len(actual))} |")
-    lines += ["", "| detector | boundary precision | boundary recall | scene_cut window precision | recall |",
-              "|---|---|---|---|---|"]
+    lines += ["", "| detector | boundary precision | boundary recall | scene_cut window precision | recall | "
+              "frames TransNetV2 scored |", "|---|---|---|---|---|---|"]
     for det, (tp, fp, fn) in result["boundary"].items():
         wtp, wfp, wfn = result["window_cut"][det]
+        seen = result["model_frames"].get(det.removesuffix(" (no lighting check)"))
         lines.append(f"| {det} | {ratio(tp, tp + fp)} | {ratio(tp, tp + fn)} | {ratio(wtp, wtp + wfp)} | "
-                     f"{ratio(wtp, wtp + wfn)} |")
+                     f"{ratio(wtp, wtp + wfn)} | {ratio(*seen) if seen else '-'} |")
     confusion = Counter((r.label, got[r]) for r in rows)
     columns = sorted({g for _, g in confusion})
     lines += ["", "| person \\ pipeline | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
@@ -211,11 +222,52 @@ def report(result: dict) -> str:
     return "\n".join(lines)
 
 
+def calibrate_screen() -> str:
+    """The cascade's screen against full TransNetV2 scans: for each statistic, the smallest value it reaches at a
+    transition the full scan reports (over the frames the screen would mark for it), on every labelled clip and
+    every edited case; the thresholds in tasks/prefilter/cut_screen.py are half of these. Also each statistic's
+    spread over all frames (the background a threshold has to sit above to save work)."""
+    import numpy as np
+
+    from tasks.prefilter.cut_screen import MARGIN, SPANS, THRESHOLDS, screen_statistics
+    from tasks.prefilter.transnet import TransNetV2Detector, _runs, downscale
+    from tests.prefilter.edited_footage import CASES, decoded
+
+    detector = TransNetV2Detector(threshold=Config().prefilter.scene_cut.transnet_threshold, threads=1)
+    lowest = {name: (np.inf, "") for name in SPANS}
+    background: dict[str, list] = defaultdict(list)
+    for case in [*load_labels()["clips"], *CASES]:
+        frames = CASES[case]() if case in CASES else decoded(case, 10_000)
+        small = downscale(frames)
+        stats = screen_statistics(small)
+        for start, end in _runs(detector.probabilities(frames) > detector.threshold):
+            if start == 0 or end == len(frames) - 1:  # no shot on one side: never a transition (detect drops it)
+                continue
+            for name, values in stats.items():
+                peak = float(values[max(0, start - MARGIN):end + SPANS[name] + MARGIN + 1].max())
+                lowest[name] = min(lowest[name], (peak, f"{case} {start}-{end}"))
+        for name, values in stats.items():
+            background[name].append(values)
+        print(f"calibrated on {case}", file=sys.stderr, flush=True)
+    lines = ["| statistic | lowest at a full-scan transition (where) | threshold | margin | all frames: median / 95th "
+             "/ 99th percentile |", "|---|---|---|---|---|"]
+    for name, (value, where) in lowest.items():
+        spread = np.percentile(np.concatenate(background[name]), [50, 95, 99])
+        lines.append(f"| {name} | {value:.3f} ({where}) | {THRESHOLDS[name]} | {value / THRESHOLDS[name]:.2f}x | "
+                     + " / ".join(f"{v:.3f}" for v in spread) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", nargs="*", help="labelled file names (default: all)")
     parser.add_argument("--config", type=Path, help="a config file (default: the built-in defaults)")
+    parser.add_argument("--calibrate-screen", action="store_true", help="only the scene-cut screen's calibration "
+                        "against full TransNetV2 scans (tasks/prefilter/cut_screen.py)")
     args = parser.parse_args()
+    if args.calibrate_screen:
+        print(calibrate_screen())
+        return
     config = load_config(args.config) if args.config else Config()
     started = time.perf_counter()
     result = evaluate(args.clips, config)

@@ -9,8 +9,8 @@ is the worst case for regenerate). Prints wall seconds of each flow, the speedup
 calls (scene cuts, motion, VLM), geometry calls and H.264 encodes each made. The counts come from ``UpstreamProbe``:
 counting wrappers installed at module level around the functions that do that work, so a call from any code path
 in this process is seen, a stage's ``setup`` (model loading) included. The ingest column proves the probes fire;
-regenerate's must be zero (exit 1 otherwise). Regenerate runs the ingest stages through the same executor, the
-cached ones passed through: its per-stage table (items, busy seconds) is printed too.
+regenerate's must be zero (exit 1 otherwise). Regenerate runs the ingest stages through the same executor after
+the cache loader, the cached ones never started: its per-stage table (items, busy seconds) is printed too.
 The Prefect server is started by a warm-up flow before timing, so neither flow pays for it.
 """
 from __future__ import annotations
@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, a, b in rows:
         print(f"| {name} | {a} | {b} |")
     print(f"\nspeedup (ingest s / regenerate s): {ingest_s / regen_s:.2f}x")
-    print("\nregenerate, per stage (engine.executor; cached stages pass the clips through):\n"
+    print("\nregenerate, per stage (engine.executor; the cached stages are never started):\n"
           "| stage | items | busy s | busy fraction |\n|---|---:|---:|---:|")
     for name, m in (regenerated.get("pipeline") or {}).get("stages", {}).items():
         print(f"| {name} | {m['items']} | {m['busy_s']:.2f} | {m['busy_fraction']:.2f} |")

@@ -61,10 +61,15 @@ class PipelineMetrics:
     started: float = field(default_factory=time.perf_counter)
     ended: float | None = None
     in_flight_max: int = 0
+    nodes: dict[str, dict[str, int]] = field(default_factory=dict)  # Ray node id -> stage -> batches it ran
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def stage(self, name: str) -> StageMetrics:
         return self.stages.setdefault(name, StageMetrics(name))
+
+    def node_task(self, node: str, stage: str) -> None:
+        per_stage = self.nodes.setdefault(node or "unknown", {})
+        per_stage[stage] = per_stage.get(stage, 0) + 1
 
     def finish(self) -> None:
         self.ended = time.perf_counter()
@@ -79,6 +84,10 @@ class PipelineMetrics:
 
     def summary(self) -> dict[str, Any]:
         wall = self.wall_s
-        return {"backend": self.backend, "wall_s": round(wall, 3), "in_flight_max": self.in_flight_max,
-                "bottleneck": self.bottleneck(),
-                "stages": {name: m.summary(wall) for name, m in self.stages.items()}}
+        summary = {"backend": self.backend, "wall_s": round(wall, 3), "in_flight_max": self.in_flight_max,
+                   "bottleneck": self.bottleneck(),
+                   "stages": {name: m.summary(wall) for name, m in self.stages.items()}}
+        if self.nodes:  # the Ray backend: where the work ran (a node added mid-run shows here)
+            summary["nodes"] = {node: {"tasks": sum(stages.values()), "stages": dict(sorted(stages.items()))}
+                                for node, stages in sorted(self.nodes.items())}
+        return summary

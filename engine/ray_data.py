@@ -18,7 +18,7 @@ out, and the executor turns ``Failed`` records into results through the pipeline
 
 Failures:
 - a worker process that dies mid-batch (OOM kill, SIGKILL, node loss) is retried by Ray (tasks: ``max_retries``;
-  actors: restarted with ``max_restarts`` and their batches retried); outputs are idempotent (staged by key,
+  actors: restarted with ``max_restarts`` and their batches sent again, ``actor_task_retry_on_errors``); outputs are idempotent (staged by key,
   renamed into place, ledger written last), so the retry overwrites what the dead attempt left;
 - a record whose stage raises leaves as ``Failed`` (``clip_error``; ``io_error`` and transient for a full or
   failing disk) and passes through the remaining stages: the run goes on;
@@ -29,9 +29,9 @@ Failures:
 Per-stage metrics are measured in the workers (time inside ``process_batch``, queue waits) and travel with each
 record to the driver (``engine.ray_worker``, ``engine.ray_trace``), which sums them. Unlike the local backend's
 threads, records (a clip's decoded frames) cross the object store between stages that are not fused: on one small
-machine this backend costs more than the local one; it is for clusters. OUT must be on storage every Ray node can
-write. The
-nodes need no checkout: the job ships our packages as runtime_env py_modules (engine.runtime), and with
+machine this backend costs more than the local one; it is for clusters. OUT is a folder every node mounts, or object
+storage: each worker then writes its own node's working folder and commits to the bucket (``engine.ray_worker.
+node_run``), and the driver packs from the bucket; nothing crosses nodes through a disk. The nodes need no checkout: the job ships our packages as runtime_env py_modules (engine.runtime), and with
 ``ray.runtime_env_pip`` also the pinned dependencies.
 """
 from __future__ import annotations
@@ -125,6 +125,9 @@ def _dataset(records: list[Any], plans: list[StagePlan], config: Any, run: Any, 
     context.enable_progress_bars = False  # the driver shows one bar over clips
     context.print_on_execution_start = False
     context.enable_fallback_to_arrow_object_ext_type = True  # records travel pickled (engine.ray_worker.Carried)
+    # A batch whose actor's node went away (ActorUnavailableError: "may or may not have been executed") is sent
+    # again to the restarted actor: outputs are idempotent, and Ray Data retries no actor task by default.
+    context.actor_task_retry_on_errors = [ray.exceptions.RayActorError]
     rows = [{RECORD: Carried(record), INPUT: index, READY: started, TRACE: "[]"}
             for index, record in enumerate(records)]
     # One block per batch of the first stage (per input for ingest's decode): work streams out at once, and

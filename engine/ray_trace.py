@@ -1,9 +1,9 @@
 """The Ray backend's per-stage metrics, summed on the driver from the traces the records carry out of the workers.
 
 Each record's trace lists, per stage it went through: the worker, the batch's start and duration, the batch size,
-whether the record failed there, and how long it waited for the stage. From these: items and batches per stage,
+whether the record failed there, how long it waited for the stage, and the node that ran it. From these: items and batches per stage,
 busy seconds (time inside ``process_batch`` summed over workers: each record carries its share of its batch),
-failures, and queue depths (records waiting for a stage, sampled every 0.1 s over the run, as the local backend
+failures, batches (tasks) per node and stage, and queue depths (records waiting for a stage, sampled every 0.1 s over the run, as the local backend
 samples its queues). Clocks are the workers' wall clocks (one machine locally; NTP-close on a cluster).
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ class TraceTotals:
     def add(self, trace: str, ready: float) -> None:
         entries: list[list[Any]] = json.loads(trace)
         with self.metrics.lock:
-            for name, pid, batch_start, seconds, size, failed, waited in entries:
+            for name, pid, batch_start, seconds, size, failed, waited, *node in entries:
                 stats = self.metrics.stage(name)
                 stats.items += 1
                 stats.busy_s += seconds / max(size, 1)
@@ -42,6 +42,7 @@ class TraceTotals:
                 if batch not in self.batches.setdefault(name, set()):
                     self.batches[name].add(batch)
                     stats.batches += 1
+                    self.metrics.node_task(node[0] if node else "", name)
                 self.waits.setdefault(name, []).append((batch_start - waited, batch_start))
             first = float(entries[0][2]) if entries else ready  # when its first stage began on it
             self.spans.append((first, time.time()))

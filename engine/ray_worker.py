@@ -8,6 +8,7 @@ guessed on the driver.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -19,6 +20,7 @@ from engine.process_memory import bound_malloc, release_free_memory
 from engine.stage import Failed, ProcessingStage, apply_stage, failure
 
 RECORD, INPUT, READY, TRACE = "record", "input", "ready", "trace"
+RUN_DIRS = ("shards", ".tmp", "cache/clips", "cache/windows", "cache/samples", "previews/vlm")
 # Per-process cache of set-up stages for task-based stages: a Ray task worker process runs many tasks, and
 # each stage is constructed and set up once per process (keyed by stage class, config and run).
 _TASK_STAGES: dict[tuple[Any, ...], "StageWorker"] = {}
@@ -45,6 +47,27 @@ def carried(values: list[Any]) -> np.ndarray:
     return array
 
 
+def node_run(run: Any) -> Any:
+    """The run as a worker on this node writes it: its store's working folder for this node (engine.store:
+    ``for_node``), never the driver's folder; a clip's outputs reach the driver only through the store."""
+    store = getattr(run, "store", None)
+    if store is None or not dataclasses.is_dataclass(run):
+        return run
+    store = store.for_node()
+    if store.local == run.out:
+        return run
+    for sub in RUN_DIRS:
+        (store.local / sub).mkdir(parents=True, exist_ok=True)
+    return dataclasses.replace(run, out=store.local, store=store)
+
+
+def node_id() -> str:
+    """The Ray node this process runs on ("" outside Ray)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
+
+
 class StageWorker:
     """One worker of a stage: constructs the stage and runs ``setup()`` once, then maps batches through
     ``apply_stage`` (failed and skipping records pass through; one bad record fails alone). An actor-pool stage
@@ -57,7 +80,8 @@ class StageWorker:
         bound_malloc()  # the allocator as the local backend sets it (engine/process_memory.py)
         self.name = stage_cls.name
         self.setup_error: BaseException | None = None
-        self.stage = stage_cls(config, run)
+        self.node = node_id()
+        self.stage = stage_cls(config, node_run(run))
         try:
             self.stage.setup()
         except Exception as exc:  # noqa: BLE001 - every record reaching this worker then fails with this error
@@ -77,9 +101,9 @@ class StageWorker:
         for record, output, ready, trace in zip(records, outputs, batch[READY], batch[TRACE]):
             newly_failed = isinstance(output, Failed) and not isinstance(record, Failed)
             entries = json.loads(trace)
-            # stage, worker pid, batch start, batch seconds, batch size, failed here, seconds queued for the stage
+            # stage, worker pid, batch start, batch seconds, batch size, failed here, seconds queued, node
             entries.append([self.name, pid, started, ended - started, size, newly_failed,
-                            max(started - float(ready), 0.0)])
+                            max(started - float(ready), 0.0), self.node])
             traces.append(json.dumps(entries))
         return {RECORD: carried(outputs), INPUT: np.asarray(batch[INPUT]),
                 READY: np.full(size, ended), TRACE: np.asarray(traces, dtype=object)}

@@ -170,4 +170,7 @@ def open_run(out: Path, config: Config, kind: str = "ingest", parent: Path | Non
                   "parent": str(parent) if parent else None, "resumed": 0}
     atomic_write_json(record_path, record)
     atomic_write_bytes(out / "config.yaml", yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False).encode())
-    return RunContext(out, config, record["run_id"], clip_hash, parent, record.get("kind", kind), lock)
+    from engine.store import LocalStore
+
+    return RunContext(out, config, record["run_id"], clip_hash, parent, record.get("kind", kind), lock,
+                      store=LocalStore(str(out), out))

@@ -116,9 +116,12 @@ class Pipeline:
     stages: tuple[type[ProcessingStage], ...]
     on_failure: Callable[[Failed, Any, Any], Any]  # (failed, config, run) -> the final result for that input
     record_id: Callable[[Any], str] = field(default=lambda record: str(record))
+    # Stages whose results come with every record (a cache source): never started, so they load no model and
+    # reserve no GPU; a config may still name them (executor.workers, ray.workers).
+    passed_through: frozenset[str] = frozenset()
 
     def active(self, config: Any) -> list[type[ProcessingStage]]:
-        return [stage for stage in self.stages if stage.enabled_for(config)]
+        return [stage for stage in self.stages if stage.name not in self.passed_through and stage.enabled_for(config)]
 
 
 def describe(exc: BaseException) -> str:
@@ -135,12 +138,12 @@ def failure(record: Any, stage: str, exc: BaseException) -> Failed:
 
 
 def passes_through(stage: ProcessingStage, record: Any) -> bool:
-    """A failed record, or one whose ``skip_stages`` names the stage (its result is cached, e.g. regenerate)."""
-    return isinstance(record, Failed) or stage.name in getattr(record, "skip_stages", ())
+    """A failed record passes through every later stage untouched."""
+    return isinstance(record, Failed)
 
 
 def apply_stage(stage: ProcessingStage, records: Sequence[Any]) -> list[Any]:
-    """Run one batch through ``stage``: failed and skipping records pass through; when the batch raises, each
+    """Run one batch through ``stage``: failed records pass through; when the batch raises, each
     record is retried alone so only the record at fault fails."""
     live = [r for r in records if not passes_through(stage, r)]
     if not live:

@@ -41,6 +41,10 @@ class OutputStore:
     url: str
     local: Path
 
+    def for_node(self) -> OutputStore:
+        """The store as a Ray worker on another node uses it (a folder every node mounts: the same one)."""
+        return self
+
     # opening and closing: one writer per OUT
     def take_lease(self) -> None:
         """Become the one writer of OUT across machines (a local folder's lock is taken by ``engine.run``)."""

@@ -18,6 +18,7 @@ no message of this module shows them.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import fcntl
 import hashlib
@@ -35,6 +36,9 @@ from engine.store import OutputStore, StorageError, shard_members
 
 PART_BYTES_ENV = "REMIND_CURATE_S3_PART_BYTES"  # multipart part size of shard uploads (s3fs default: 50 MiB)
 WORKDIR_ENV = "REMIND_CURATE_WORKDIR"
+# A Ray node's own scratch root (set in the node's environment): its workers' working folders live under it, so a
+# worker never reads or writes a folder another node (or the driver) made.
+SCRATCH_ENV = "REMIND_CURATE_SCRATCH"
 _SHARD = re.compile(r"^shard-\d{6}\.tar$")
 _SECRET_ENVS = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY_ID")
 
@@ -77,8 +81,12 @@ def split_url(url: str) -> tuple[str, str, str]:
     return scheme, bucket, root
 
 
-def workdir_for(url: str) -> Path:
-    base = Path(os.environ.get(WORKDIR_ENV) or "~/.cache/remind-curate/work").expanduser()
+def workdir_for(url: str, node: bool = False) -> Path:
+    """The working folder of ``url`` on this machine; ``node``: as a Ray worker of this node sees it (under the
+    node's scratch root when it has one)."""
+    scratch = os.environ.get(SCRATCH_ENV) if node else None
+    base = Path(scratch, "work") if scratch else \
+        Path(os.environ.get(WORKDIR_ENV) or "~/.cache/remind-curate/work").expanduser()
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", url.partition("://")[2]).strip("-")[-60:]
     return (base / f"{name}-{hashlib.sha256(url.encode()).hexdigest()[:16]}").resolve()
 
@@ -114,6 +122,7 @@ class S3Store(OutputStore):
     fs: Any
     local: Path
     lease: Any = None  # engine.bucket_lease.BucketLease while this process writes the store (the driver only)
+    evict: bool = False  # a worker's own copy: a committed clip's local files go once they are in the bucket
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "lease": None}  # a Ray worker uploads under the driver's lease
@@ -155,6 +164,11 @@ class S3Store(OutputStore):
         finally:
             fs.retries = retries
         return cls(url, bucket, root, fs, workdir_for(url))
+
+    def for_node(self) -> S3Store:
+        """This store as a Ray worker on this node uses it: the same bucket, this node's own working folder."""
+        local = workdir_for(self.url, node=True)
+        return dataclasses.replace(self, local=local, lease=None, evict=local != self.local)
 
     def take_lease(self) -> None:
         """Become the one writer of this URL (engine.bucket_lease): before anything is pulled or written."""
@@ -275,6 +289,9 @@ class S3Store(OutputStore):
             paths += _files(run.samples / key)
         self.put(paths)
         self.put([run.clips / f"{clip_id}.json"])
+        if self.evict:  # the bucket holds them now; the driver packs from there (refresh)
+            for path in paths + [run.clips / f"{clip_id}.json"]:
+                path.unlink(missing_ok=True)
 
     def publish_shard(self, path: Path, keys: list[str]) -> None:
         """One atomic upload of a complete local shard (PUT, or a multipart upload visible once completed)."""
@@ -346,7 +363,7 @@ class S3Store(OutputStore):
     def push_outputs(self, run: Any) -> None:
         """The run's summary, the report last (its presence means the run finished)."""
         self.put(p for p in run.previews.glob("*") if p.is_file())
-        self.put([run.out / "manifest.parquet", run.out / "metrics.json"])
+        self.put([run.out / "manifest.parquet", run.out / "metrics.json", run.out / "README.md", run.out / "info.json"])
         self.put([run.out / "report.md"])
 
 

@@ -7,7 +7,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from schemas.config import Config, load_config
-from tasks.regenerate import regenerate_config
+from tasks.sources.cache import regenerate_config
 
 
 def ray_overrides(ray_address: str | None) -> dict[str, Any] | None:
@@ -23,5 +23,5 @@ def load_run_config(config_path: str | None, ray_address: str | None = None) -> 
 
 @task(name="load-regenerate-config", cache_policy=NO_CACHE, persist_result=False)
 def load_regenerate_config(source_out: str, config_path: str | None, ray_address: str | None = None) -> Config:
-    """The parent run's config with ``config_path`` merged over it (tasks/regenerate.py)."""
+    """The parent run's config with ``config_path`` merged over it (tasks/sources/cache.py)."""
     return regenerate_config(source_out, config_path, ray_overrides(ray_address))

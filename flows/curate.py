@@ -7,7 +7,8 @@ from engine.executor import run_pipeline
 from engine.run import RunContext
 from engine.run_setup import accepted_keys
 from engine.stage import Pipeline
-from flows.steps import collect_rows, pack_shards, render_previews, split_finished, write_manifest, write_report
+from flows.steps import (collect_rows, pack_shards, render_previews, split_finished, write_dataset_card, write_manifest,
+                         write_report)
 from schemas.config import Config
 from tasks.cameras import EstimateCameras
 from tasks.decode import CutWindows, DecodeSource, DetectSceneCuts
@@ -37,6 +38,7 @@ def curate(listing: SourceListing, pipeline: Pipeline, config: Config, run: RunC
     rows = collect_rows(listing.items, run)
     packed = pack_shards(run, accepted_keys(rows))
     rows = write_manifest(run, rows, packed.key_to_shard)
+    write_dataset_card(run.out, rows, config, run.store.shard_sizes(), run.tmp)
     stats.previews = render_previews(run, rows)
     stats.notes += list(notes)
     stats.finish(started, packed.new_shards, config)

@@ -1,21 +1,40 @@
-"""The regenerate flow: ingest from the ``cache:OUT`` source. The same stages (``INGEST``) and the same executor;
-each clip's first stage loads its cached windows instead of decoding, and the clip passes through the stages whose
-results are cached (scene cuts, windows, source facts, motion, VLM judge, cameras): see tasks/regenerate.py.
-Then new interruptions -> write (only the degraded clip encoded) -> pack -> manifest -> previews -> report."""
+"""The regenerate flow: ingest from the ``cache:OUT`` source (tasks/sources/cache.py), through the same executor.
+
+``REGENERATE`` is ``INGEST`` with the cache source's loader (``LoadCachedClip``) in place of decoding and the stages
+whose results the cache holds (scene cuts, windows, source facts, motion, VLM judge, cameras) declared passed
+through: the executor never starts them, so a regenerate loads no model, reserves no GPU and reads no source. Then
+new interruptions -> write (only the degraded clip encoded: each window carries its cached clean clip) -> pack ->
+manifest -> previews -> report."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from prefect import flow
 
 from engine.run_setup import open_output
+from engine.stage import Pipeline
 from engine.stores import readable_copy
 from flows.config import load_regenerate_config
 from flows.curate import INGEST, curate
 from flows.steps import list_sources
-from tasks.regenerate import from_cache, reading_parent, regenerate_note
+from tasks.decode import DecodeSource
+from tasks.sources.cache import CACHED_STAGES, reading_parent, regenerate_note
+from tasks.sources.cache_windows import LoadCachedClip
 
-REGENERATE = from_cache(INGEST)  # INGEST's stages; those whose results are cached load no model for cache records
+
+def from_cache(pipeline: Pipeline) -> Pipeline:
+    """``pipeline`` for the ``cache:`` source: its decoding stage replaced by the cache loader, and every stage in
+    ``CACHED_STAGES`` passed through."""
+    names = {stage.name for stage in pipeline.stages}
+    if pipeline.stages[0] is not DecodeSource or not CACHED_STAGES <= names:
+        raise ValueError(f"{pipeline.name} does not start with decoding or has no stage named "
+                         f"{', '.join(sorted(CACHED_STAGES - names))}")
+    return dataclasses.replace(pipeline, name="regenerate", stages=(LoadCachedClip, *pipeline.stages[1:]),
+                               passed_through=CACHED_STAGES)
+
+
+REGENERATE = from_cache(INGEST)
 
 
 def regenerate_run(source_out: str, out: str, config_path: str | None = None, ray_address: str | None = None

@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 import flows.secret_blocks  # noqa: F401 - sources read named secret blocks through Prefect
 from engine.ledger import split_finished as _split_finished
 from engine.run_setup import collect_rows as _collect_rows
+from tasks.publish.card import write_dataset_card as _write_dataset_card
 from tasks.publish.manifest import write_manifest as _write_manifest
 from tasks.publish.pack import pack_shards as _pack_shards
 from tasks.publish.previews import render_previews as _render_previews
@@ -28,6 +29,7 @@ split_finished = _step(_split_finished, "split-finished")
 collect_rows = _step(_collect_rows, "collect-rows")
 pack_shards = _step(_pack_shards, "pack-shards")
 write_manifest = _step(_write_manifest, "write-manifest")
+write_dataset_card = _step(_write_dataset_card, "write-dataset-card")
 render_previews = _step(_render_previews, "render-previews")
 
 

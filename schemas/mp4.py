@@ -5,6 +5,7 @@ import io
 import time
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -24,19 +25,21 @@ class DecodeLimitError(ValueError):
     """A clip that would take more time or pixels to decode than any valid sample."""
 
 
-def probe_mp4(data: bytes, max_frames: int = 1000, max_seconds: float = 60.0, max_pixels: int = 4096 * 4096
-              ) -> Mp4Info:
+def probe_mp4(data: bytes | BinaryIO, max_frames: int = 1000, max_seconds: float = 60.0,
+              max_pixels: int = 4096 * 4096) -> Mp4Info:
     """Decode every frame (a count from the header can lie) and report what was really there, within bounds.
 
     Only the MP4 demuxer is used (no format probing: no playlist or concat demuxer that would open other files or
     URLs; external data references stay off). Decoding stops after ``max_frames`` (``more`` is then True),
     refuses frames larger than ``max_pixels`` before decoding them, and raises DecodeLimitError past
-    ``max_seconds``.
+    ``max_seconds``. ``data`` may be an open binary file (a video spooled to disk rather than held in memory).
     """
     deadline = time.monotonic() + max_seconds
-    with av.open(io.BytesIO(data), mode="r", format="mp4") as container:
+    source = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else data
+    with av.open(source, mode="r", format="mp4") as container:
         stream = container.streams.video[0]
         ctx = stream.codec_context
+        ctx.options = {"max_pixels": str(max_pixels)}  # the decoder's own bound: also for an in-band SPS change
         if ctx.width * ctx.height > max_pixels:
             raise DecodeLimitError(f"declares {ctx.width}x{ctx.height} frames, more than the {max_pixels} pixels "
                                    "allowed (not decoded)")

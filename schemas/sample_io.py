@@ -89,24 +89,6 @@ def with_checksums(members: dict[str, bytes]) -> dict[str, bytes]:
     return {CHECKSUMS: json_bytes({"sha256": sums}), **{k: v for k, v in members.items() if k != CHECKSUMS}}
 
 
-def checksum_problems(entries: dict[str, bytes]) -> list[str]:
-    """Every member that disagrees with the sample's checksums.json (empty when it is absent or all agree)."""
-    if CHECKSUMS not in entries:
-        return []
-    try:
-        listed = load_json(entries[CHECKSUMS])["sha256"]
-        if not isinstance(listed, dict) or not all(isinstance(v, str) for v in listed.values()):
-            raise TypeError
-    except (UntrustedError, TypeError, KeyError):
-        return [f"{CHECKSUMS}: not a {{\"sha256\": {{entry: digest}}}} object"]
-    problems = [f"{ext}: listed in {CHECKSUMS} but absent" for ext in sorted(set(listed) - set(entries))]
-    problems += [f"{ext}: not covered by {CHECKSUMS}" for ext in sorted(set(entries) - set(listed) - {CHECKSUMS})]
-    problems += [f"{ext}: content differs from its {CHECKSUMS} digest (changed after packing)"
-                 for ext in sorted(set(listed) & set(entries))
-                 if hashlib.sha256(entries[ext]).hexdigest() != listed[ext]]
-    return problems
-
-
 def one_line(exc: ValidationError) -> str:
     """A pydantic error as one line: 'field.path: message; ...'."""
     parts = []

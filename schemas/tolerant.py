@@ -5,6 +5,7 @@ depth, out of the parsed JSON into ``unknown`` ({dotted path: value}) and valida
 """
 from __future__ import annotations
 
+import functools
 import types
 import typing
 from typing import Any
@@ -20,7 +21,26 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return []
 
 
+def _holds_model(annotation: Any) -> bool:
+    """Whether a model can occur anywhere in ``annotation`` (else a value of it has no undeclared fields)."""
+    try:
+        return _holds_model_cached(annotation)
+    except TypeError:  # an unhashable annotation: walk it every time
+        return _holds_model_uncached(annotation)
+
+
+def _holds_model_uncached(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_model(arg) for arg in typing.get_args(annotation))
+
+
+_holds_model_cached = functools.lru_cache(maxsize=512)(_holds_model_uncached)
+
+
 def _strip(annotation: Any, value: Any, path: str, unknown: dict[str, Any]) -> Any:
+    if not _holds_model(annotation):  # plain data (per-frame lists, scores): nothing to set aside
+        return value
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if typing.get_origin(annotation) is typing.Annotated:
         return _strip(args[0], value, path, unknown)

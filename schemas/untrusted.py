@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -27,22 +28,25 @@ MAX_JSON_NUMBER = 64  # characters of one number
 MAX_JSON_VALUES = 100_000  # containers + separators of one document: a real graph.json has about 300
 MAX_NPY_HEADER = 4096  # numpy writes 128 bytes for these arrays
 _SCAN_CHUNK = 256 << 10
-_NUMBERISH = np.zeros(256, dtype=bool)
-_NUMBERISH[list(b"0123456789+-.eE")] = True
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")  # fixed length: a linear search
+_CLASS = np.zeros(256, dtype=np.uint8)  # byte -> 1 opener, 2 closer, 3 separator, 4 number character
+_CLASS[list(b"[{")], _CLASS[list(b"]}")], _CLASS[list(b",:")], _CLASS[list(b"0123456789+-.eE")] = 1, 2, 3, 4
 
 
 class UntrustedError(ValueError):
     """A member that must not be parsed further; the message says why."""
 
 
-def _run_lengths(mask: np.ndarray, carry: int) -> tuple[np.ndarray, int]:
-    """For each position, how many consecutive True values end there (``carry`` continues a run from before)."""
-    index = np.arange(mask.size, dtype=np.int64)
-    last_false = np.maximum.accumulate(np.where(mask, -1, index))
-    runs = index - last_false
-    runs[last_false < 0] += carry
-    runs[~mask] = 0
-    return runs, int(runs[-1]) if mask.size else carry
+def _runs(mask: np.ndarray, carry: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """(ends, lengths) of the runs of True in ``mask`` (ends exclusive; ``carry`` continues a run from before), and
+    the length of the run the chunk ends in."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.view(np.int8), [0]))))
+    starts, ends = edges[0::2], edges[1::2]
+    lengths = ends - starts
+    if lengths.size and starts[0] == 0:
+        lengths[0] += carry
+    tail = int(lengths[-1]) if lengths.size and ends[-1] == mask.size else 0
+    return ends, lengths, tail
 
 
 class JsonScan:
@@ -63,26 +67,31 @@ class JsonScan:
             self._scan(np.frombuffer(view[start:start + _SCAN_CHUNK], dtype=np.uint8))
 
     def _scan(self, a: np.ndarray) -> None:
+        quote = a == 34
         carried = self.backslashes
-        runs, self.backslashes = _run_lengths(a == 92, carried)
-        escaped = np.empty(a.size, dtype=bool)  # an odd run of backslashes right before: an escaped character
-        escaped[0] = bool(carried & 1)
-        escaped[1:] = (runs[:-1] & 1).astype(bool)
-        quotes = np.flatnonzero((a == 34) & ~escaped)
-        starts = np.zeros(a.size + 1, dtype=np.int8)
-        starts[quotes + 1] = 1  # the parity of the quotes strictly before each byte says whether it is in a string
-        outside = ((np.cumsum(starts[:-1], dtype=np.int64) + (self.string_start >= 0)) & 1) == 0
+        ends, lengths, self.backslashes = _runs(a == 92, carried)
+        quote[ends[(lengths & 1).astype(bool) & (ends < a.size)]] = False  # after an odd run of backslashes: escaped
+        if carried & 1 and a[0] != 92:
+            quote[0] = False
+        quotes = np.flatnonzero(quote)
+        in_string = self.string_start >= 0
         self._strings(quotes + self.offset)
-        opens = ((a == 91) | (a == 123)) & outside
-        closes = ((a == 93) | (a == 125)) & outside
-        depth = self.depth + np.cumsum(opens.astype(np.int64) - closes, dtype=np.int64)
-        self.max_depth = max(self.max_depth, int(depth.max()))
-        self.depth = int(depth[-1])
-        self.values += int(opens.sum()) + int((((a == 44) | (a == 58)) & outside).sum())
-        numbers, self.number_run = _run_lengths(_NUMBERISH[a] & outside, self.number_run)
-        if self.long_number is None and int(numbers.max()) > MAX_JSON_NUMBER:
-            end = int(np.argmax(numbers > MAX_JSON_NUMBER))
-            self.long_number = (self.offset + end - MAX_JSON_NUMBER, MAX_JSON_NUMBER + 1)  # where it passed the limit
+        cls = _CLASS[a]
+        if quotes.size:  # a byte is in a string when an odd number of quotes precede it
+            outside = (np.bitwise_xor.accumulate(quote.view(np.uint8)) ^ in_string) == 0
+            cls[~outside] = 0
+        elif in_string:
+            cls[:] = 0
+        brackets = np.flatnonzero((cls == 1) | (cls == 2))
+        if brackets.size:
+            depth = self.depth + np.cumsum(np.where(cls[brackets] == 1, 1, -1), dtype=np.int64)
+            self.max_depth = max(self.max_depth, int(depth.max()))
+            self.depth = int(depth[-1])
+        self.values += int(np.count_nonzero((cls == 1) | (cls == 3)))
+        ends, lengths, self.number_run = _runs(cls == 4, self.number_run)
+        if self.long_number is None and lengths.size and int(lengths.max()) > MAX_JSON_NUMBER:
+            first = int(np.argmax(lengths > MAX_JSON_NUMBER))
+            self.long_number = (self.offset + int(ends[first]) - int(lengths[first]), int(lengths[first]))
         self.offset += a.size
 
     def _strings(self, quotes: np.ndarray) -> None:
@@ -142,11 +151,17 @@ def load_json(data: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise UntrustedError(f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
-        return json.loads(text, object_pairs_hook=_object)
+        document = json.loads(text, object_pairs_hook=_object)
     except UntrustedError:
         raise
     except (ValueError, RecursionError) as exc:
         raise UntrustedError(f"not valid JSON ({exc})") from None
+    if _SURROGATE.search(data):  # a lone \ud800 escape makes a str no UTF-8 writer (or pydantic) accepts
+        try:
+            json.dumps(document, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise UntrustedError("a \\u escape names a lone UTF-16 surrogate (not text)") from None
+    return document
 
 
 def npy_header(data: bytes, total: int | None = None) -> tuple[np.dtype, tuple[int, ...], bool, int]:

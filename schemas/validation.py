@@ -1,147 +1,238 @@
-"""Checking one packed sample against the format: every problem as one precise sentence."""
+"""Checking one packed sample against the format: the checks of the sample as a whole, and the runner.
+
+The shard reader hands members to ``schemas.sample_stream`` as they stream; every check is a function of the
+resulting ``SampleFacts``, registered in ``CHECKS`` (``schemas.member_checks`` holds the registry and the checks of
+single members). A test breaks each rule with a sample of its own and fails when a check has no such case.
+"""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
-from schemas.constants import FPS, HEIGHT, NUM_FRAMES, WIDTH
-from schemas.graph import InterruptionKind
-from schemas.graph_checks import graph_problems
-from schemas.mp4 import probe_mp4
-from schemas.sample import ENTRIES
-from schemas.sample_io import Sample, checksum_problems, decode_sample
-from schemas.untrusted import UntrustedError, load_json, npy_header
-from schemas.version import at_least, parse_version
+from schemas.graph import FrameGraph, InterruptionKind
+from schemas.graph_checks import alignment_problems, gap_problems, hidden_problems
+from schemas.member_checks import CHECKS, Check, check, since_1_1
+from schemas.sample import ENTRIES, SampleMeta
+from schemas.sample_io import one_line
+from schemas.sample_stream import SampleFacts, read_raw
+from schemas.tolerant import read_model
+from schemas.version import SchemaVersionError, check_readable
 
-ALLOWED_TYPES = ("mp4", "json", "npy", "txt")  # never pickles: a reader must not execute what it loads
-MP4_MAX_SECONDS = 30.0  # an 81-frame 480x832 clip decodes in about 0.2 s on one core
-
-
-def _check_unknown(extra: dict[str, bytes]) -> list[str]:
-    """Entries of a newer minor version are kept, not read: only proven harmless (no pickle, bounded JSON)."""
-    problems = []
-    for ext, data in sorted(extra.items()):
-        try:
-            if ext.endswith(".npy"):
-                npy_header(data)
-            elif ext.endswith(".json"):
-                load_json(data)
-        except UntrustedError as exc:
-            problems.append(f"{ext}: {exc}")
-    return problems
+__all__ = ["CHECKS", "Check", "check_sample", "findings"]
+MODELS: dict[str, type[FrameGraph] | type[SampleMeta]] = {"graph.json": FrameGraph, "meta.json": SampleMeta}
 
 
-def _check_mp4(name: str, data: bytes) -> list[str]:
-    try:
-        info = probe_mp4(data, max_frames=NUM_FRAMES, max_seconds=MP4_MAX_SECONDS, max_pixels=4 * HEIGHT * WIDTH)
-    except Exception as exc:  # any decoder error is a finding, not a crash
-        return [f"{name} does not decode: {type(exc).__name__}: {exc}"]
-    problems = []
-    if info.more:
-        problems.append(f"{name} has more than {NUM_FRAMES} frames (decoding stopped there)")
-    elif info.frames != NUM_FRAMES:
-        problems.append(f"{name} has {info.frames} frames, expected {NUM_FRAMES}")
-    if abs(info.fps - FPS) > 1e-3:
-        problems.append(f"{name} is {info.fps:g} fps, expected {FPS}")
-    if (info.height, info.width) != (HEIGHT, WIDTH):
-        problems.append(f"{name} is {info.height}x{info.width}, expected {HEIGHT}x{WIDTH}")
-    if info.codec != "h264":
-        problems.append(f"{name} codec is {info.codec}, expected h264")
-    return problems
-
-
-def _check_arrays(sample: Sample) -> list[str]:
-    problems = []
-    arrays = {"camera.npy": sample.camera, "intrinsics.npy": sample.intrinsics,
-              "degraded_camera.npy": sample.degraded_camera, "degraded_intrinsics.npy": sample.degraded_intrinsics,
-              "depth.npy": sample.depth, "depth_conf.npy": sample.depth_conf}
-    for ext, array in arrays.items():
-        if array is None:
+def _decode(facts: SampleFacts) -> dict[str, tuple[str, str]]:
+    """Set facts.meta/graph from the parsed documents; {entry: (check, problem)} for those that do not decode."""
+    failed: dict[str, tuple[str, str]] = {}
+    for ext, model in MODELS.items():
+        document = facts.documents.get(ext)
+        if document is None:
             continue
-        spec = ENTRIES[ext]
-        if str(array.dtype) != spec.dtype:
-            problems.append(f"{ext} dtype is {array.dtype}, expected {spec.dtype}")
-        if tuple(array.shape) != spec.shape:
-            problems.append(f"{ext} shape is {tuple(array.shape)}, expected {spec.shape}")
-        elif not np.isfinite(array.astype(np.float64)).all():
-            problems.append(f"{ext} has non-finite values")
-    if (sample.camera is None) != (sample.intrinsics is None):
-        problems.append("camera.npy and intrinsics.npy must be present together")
-    if sample.camera is not None and sample.camera.shape == ENTRIES["camera.npy"].shape:
-        cam = sample.camera.astype(np.float64)
-        if not np.allclose(cam[0], np.eye(4), atol=1e-5):
-            problems.append("camera.npy frame 0 is not the identity")
-        rot = cam[:, :3, :3]
-        err = np.abs(rot @ rot.transpose(0, 2, 1) - np.eye(3)).max()
-        if err > 1e-3:
-            problems.append(f"camera.npy rotations are not orthonormal (max error {err:.2e})")
-        if not np.allclose(cam[:, 3], [0, 0, 0, 1], atol=1e-6):
-            problems.append("camera.npy bottom rows are not [0, 0, 0, 1]")
-    if sample.intrinsics is not None and sample.intrinsics.shape == ENTRIES["intrinsics.npy"].shape:
-        k = sample.intrinsics
-        if (k[:, 0, 0] <= 0).any() or (k[:, 1, 1] <= 0).any():
-            problems.append("intrinsics.npy has non-positive focal lengths")
-    if (sample.degraded_camera is None) != (sample.degraded_intrinsics is None):
-        problems.append("degraded_camera.npy and degraded_intrinsics.npy must be present together")
-    if sample.degraded_camera is not None and sample.degraded_mp4 is None:
-        problems.append("degraded_camera.npy present without degraded.mp4")
-    if sample.depth is not None and sample.meta.geometry.has_depth is False:
-        problems.append("depth.npy present but meta.geometry.has_depth is false")
-    if sample.camera is not None and not sample.meta.geometry.known:
-        problems.append("camera.npy present but meta.geometry.known is false")
-    if sample.camera is None and sample.meta.geometry.known:
-        problems.append("meta.geometry.known is true but camera.npy is missing")
-    return problems
+        try:
+            if not isinstance(document, dict):
+                raise TypeError(f"expected a JSON object, got {type(document).__name__}")
+            check_readable(document.get("schema_version", "1.0.0"))
+            setattr(facts, ext.split(".")[0], read_model(model, document)[0])
+        except SchemaVersionError as exc:
+            failed[ext] = ("schema-version", f"{ext}: {exc}")
+        except ValidationError as exc:
+            failed[ext] = ("model", f"{ext}: {one_line(exc)}")
+        except TypeError as exc:
+            failed[ext] = ("model", f"{ext}: {exc}")
+    return failed
 
 
-def _check_caption(meta: Any, has_txt: bool) -> list[str]:
-    """A sample without txt is valid (no caption); when meta says where captions come from, txt must agree."""
-    source = getattr(meta, "caption_source", None)
-    if source == "none" and has_txt:
+
+# -- the sample as a whole (meta.json and graph.json decoded) --------------------------------------------------
+
+@check("meta-key", "meta.json's key is the sample's key")
+def _meta_key(facts: SampleFacts) -> list[str]:
+    key = facts.meta.key  # type: ignore[union-attr]
+    return [] if key == facts.key else [f"meta.json key '{key}' differs from __key__ '{facts.key}'"]
+
+
+def _graphsince_1_1(facts: SampleFacts, rule: Callable[[FrameGraph], list[str]]) -> list[str]:
+    """Rules added in 1.1.0 bind graphs written since (by their own schema_version). The graph's own invariants
+    (``FrameGraph.problems``) hold already: the model refuses a graph that breaks them (check "model")."""
+    graph = facts.graph
+    if graph is None or not since_1_1(facts, "graph.json"):
+        return []
+    return [f"graph.json: {p}" for p in rule(graph)]
+
+
+@check("graph-alignment", "1.1.0: the interruption lies on latent-chunk boundaries, anchors and recovery inside")
+def _graph_alignment(facts: SampleFacts) -> list[str]:
+    return _graphsince_1_1(facts, alignment_problems)
+
+
+@check("graph-gaps", "1.1.0: memory-edge gaps are measured in frames between their chunks")
+def _graph_gaps(facts: SampleFacts) -> list[str]:
+    return _graphsince_1_1(facts, gap_problems)
+
+
+@check("graph-hidden", "1.1.0: an interrupted graph has event visibility and a hidden interval of whole chunks")
+def _graph_hidden(facts: SampleFacts) -> list[str]:
+    return _graphsince_1_1(facts, hidden_problems)
+
+
+def _kind(facts: SampleFacts) -> InterruptionKind:
+    return facts.graph.interruption.kind  # type: ignore[union-attr]
+
+
+@check("degraded-text", "1.1.0: degraded.txt is present exactly when degraded.mp4 is")
+def _degraded_text(facts: SampleFacts) -> list[str]:
+    has_video, has_text = "degraded.mp4" in facts.present, bool(facts.texts.get("degraded.txt"))
+    if since_1_1(facts) and has_video != has_text:
+        return ["degraded.txt must be present exactly when degraded.mp4 is"]
+    return []
+
+
+@check("meta-interruption", "meta.json's interruption is the graph's")
+def _meta_interruption(facts: SampleFacts) -> list[str]:
+    meta, kind = facts.meta.interruption, _kind(facts)  # type: ignore[union-attr]
+    return [] if meta == kind else [f"meta.json interruption '{meta.value}' differs from graph's '{kind.value}'"]
+
+
+@check("degraded-extra", "no degraded.mp4 in a clean (none) sample")
+def _degraded_extra(facts: SampleFacts) -> list[str]:
+    if _kind(facts) is InterruptionKind.none and "degraded.mp4" in facts.present:
+        return ["degraded.mp4 present but the interruption kind is none"]
+    return []
+
+
+@check("degraded-missing", "an interrupted sample has degraded.mp4")
+def _degraded_missing(facts: SampleFacts) -> list[str]:
+    kind = _kind(facts)
+    if kind is not InterruptionKind.none and "degraded.mp4" not in facts.present | set(facts.refused):
+        return [f"degraded.mp4 missing for interruption kind {kind.value}"]
+    return []
+
+
+def _pair(facts: SampleFacts, first: str, second: str) -> list[str]:
+    if (first in facts.present) != (second in facts.present):
+        return [f"{first} and {second} must be present together"]
+    return []
+
+
+@check("camera-pair", "camera.npy and intrinsics.npy come together")
+def _camera_pair(facts: SampleFacts) -> list[str]:
+    return _pair(facts, "camera.npy", "intrinsics.npy")
+
+
+@check("degraded-camera-pair", "degraded_camera.npy and degraded_intrinsics.npy come together")
+def _degraded_camera_pair(facts: SampleFacts) -> list[str]:
+    return _pair(facts, "degraded_camera.npy", "degraded_intrinsics.npy")
+
+
+@check("degraded-camera-video", "degraded_camera.npy comes with degraded.mp4")
+def _degraded_camera_video(facts: SampleFacts) -> list[str]:
+    if "degraded_camera.npy" in facts.present and "degraded.mp4" not in facts.present:
+        return ["degraded_camera.npy present without degraded.mp4"]
+    return []
+
+
+def _camera(facts: SampleFacts) -> np.ndarray | None:
+    facts_ = facts.arrays.get("camera.npy")
+    if facts_ is None or facts_.array is None or facts_.shape != ENTRIES["camera.npy"].shape or not facts_.finite:
+        return None
+    return facts_.array.astype(np.float64)
+
+
+@check("camera-frame0", "camera.npy's frame 0 is the identity")
+def _camera_frame0(facts: SampleFacts) -> list[str]:
+    cam = _camera(facts)
+    return [] if cam is None or np.allclose(cam[0], np.eye(4), atol=1e-5) else ["camera.npy frame 0 is not the identity"]
+
+
+@check("camera-orthonormal", "camera.npy's rotations are orthonormal")
+def _camera_orthonormal(facts: SampleFacts) -> list[str]:
+    cam = _camera(facts)
+    if cam is None:
+        return []
+    rot = cam[:, :3, :3]
+    err = float(np.abs(rot @ rot.transpose(0, 2, 1) - np.eye(3)).max())
+    return [f"camera.npy rotations are not orthonormal (max error {err:.2e})"] if err > 1e-3 else []
+
+
+@check("camera-bottom-row", "camera.npy's bottom rows are [0, 0, 0, 1]")
+def _camera_bottom_row(facts: SampleFacts) -> list[str]:
+    cam = _camera(facts)
+    if cam is None or np.allclose(cam[:, 3], [0, 0, 0, 1], atol=1e-6):
+        return []
+    return ["camera.npy bottom rows are not [0, 0, 0, 1]"]
+
+
+@check("intrinsics-focal", "intrinsics.npy's focal lengths are positive")
+def _intrinsics_focal(facts: SampleFacts) -> list[str]:
+    k = facts.arrays.get("intrinsics.npy")
+    if k is None or k.array is None or k.shape != ENTRIES["intrinsics.npy"].shape:
+        return []
+    if (k.array[:, 0, 0] <= 0).any() or (k.array[:, 1, 1] <= 0).any():
+        return ["intrinsics.npy has non-positive focal lengths"]
+    return []
+
+
+@check("depth-flag", "depth.npy only when meta.geometry.has_depth")
+def _depth_flag(facts: SampleFacts) -> list[str]:
+    if "depth.npy" in facts.present and facts.meta.geometry.has_depth is False:  # type: ignore[union-attr]
+        return ["depth.npy present but meta.geometry.has_depth is false"]
+    return []
+
+
+@check("geometry-known", "camera.npy is present exactly when meta.geometry.known")
+def _geometry_known(facts: SampleFacts) -> list[str]:
+    known, present = facts.meta.geometry.known, "camera.npy" in facts.present  # type: ignore[union-attr]
+    if present and not known:
+        return ["camera.npy present but meta.geometry.known is false"]
+    if known and not present and "camera.npy" not in facts.refused:
+        return ["meta.geometry.known is true but camera.npy is missing"]
+    return []
+
+
+@check("caption-none-txt", "no txt when meta.caption_source is none")
+def _caption_none_txt(facts: SampleFacts) -> list[str]:
+    if facts.meta.caption_source == "none" and "txt" in facts.present:  # type: ignore[union-attr]
         return ["txt present but meta.caption_source is none"]
-    if source == "none" and not getattr(meta, "caption_note", None):
+    return []
+
+
+@check("caption-none-note", "meta.caption_note says why when meta.caption_source is none")
+def _caption_none_note(facts: SampleFacts) -> list[str]:
+    meta = facts.meta
+    if meta.caption_source == "none" and not meta.caption_note:  # type: ignore[union-attr]
         return ["meta.caption_source is none without a caption_note saying why"]
-    if source not in (None, "none") and not has_txt:
+    return []
+
+
+@check("caption-txt", "txt is present when meta.caption_source names where captions come from")
+def _caption_txt(facts: SampleFacts) -> list[str]:
+    source = facts.meta.caption_source  # type: ignore[union-attr]
+    if source not in (None, "none") and "txt" not in facts.present | set(facts.refused):
         return [f"meta.caption_source is {source} but txt is missing"]
     return []
 
 
+# -- running them ----------------------------------------------------------------------------------------------
+
+def findings(facts: SampleFacts) -> list[tuple[str, str]]:
+    """(check name, problem) for everything wrong with the sample; what the reader refused comes first."""
+    out = [("reader", f"{ext}: {why}") for ext, why in facts.refused.items()]
+    if facts.unlisted:
+        out.append(("reader", f"{facts.unlisted} more members refused (not listed)"))
+    if facts.broken:
+        out.append(("reader", f"the shard breaks after this sample's members: {facts.broken}"))
+    facts.decode_failures = _decode(facts)
+    models = facts.meta is not None and facts.graph is not None
+    for entry in CHECKS.values():
+        if models or not entry.needs_models:
+            out += [(entry.name, problem) for problem in entry.run(facts)]
+    return out
+
+
 def check_sample(raw: dict[str, Any], decode_video: bool = True) -> list[str]:
-    """All problems of one raw sample (tar members by extension). Empty list = valid."""
-    key = raw.get("__key__", "?")
-    problems = [str(p) for p in raw.get("__problems__", ())]  # what the tar reader refused to read, by name
-    skipped = {f"missing required entry '{ext}'" for ext in raw.get("__skipped__", ())}
-    bad = [k for k in raw if not k.startswith("__") and f".{k}".rsplit(".", 1)[-1] not in ALLOWED_TYPES]
-    problems += [f"entry '{k}' has a forbidden type (only .mp4/.json/.npy/.txt)" for k in bad]
-    entries = {k: v for k, v in raw.items() if not k.startswith("__") and k not in bad}
-    problems += checksum_problems(entries)
-    try:
-        sample = decode_sample({"__key__": key, **entries})
-    except ValueError as exc:
-        return problems + ([] if str(exc) in skipped else [str(exc)])
-    problems += _check_unknown(sample.extra)
-    if sample.meta.key != key:
-        problems.append(f"meta.json key '{sample.meta.key}' differs from __key__ '{key}'")
-    problems += [f"graph.json: {p}" for p in sample.graph.problems()]
-    # Rules added in 1.1.0 bind documents written since (each by its own schema_version): older minors stay valid.
-    since_1_1 = at_least(parse_version(sample.meta.schema_version), "1.1.0")
-    if at_least(parse_version(sample.graph.schema_version), "1.1.0"):
-        problems += [f"graph.json: {p}" for p in graph_problems(sample.graph)]  # issue 12: chunks, gaps, hidden interval
-    if since_1_1 and (sample.degraded_mp4 is not None) != bool(sample.degraded_caption):
-        problems.append("degraded.txt must be present exactly when degraded.mp4 is")
-    kind = sample.graph.interruption.kind
-    if sample.meta.interruption != kind:
-        problems.append(f"meta.json interruption '{sample.meta.interruption.value}' differs from graph's "
-                        f"'{kind.value}'")
-    if kind is InterruptionKind.none and sample.degraded_mp4 is not None:
-        problems.append("degraded.mp4 present but the interruption kind is none")
-    if kind is not InterruptionKind.none and sample.degraded_mp4 is None:
-        problems.append(f"degraded.mp4 missing for interruption kind {kind.value}")
-    problems += _check_arrays(sample)
-    problems += _check_caption(sample.meta, "txt" in raw)
-    if decode_video:
-        problems += _check_mp4("mp4", sample.mp4)
-        if sample.degraded_mp4 is not None:
-            problems += _check_mp4("degraded.mp4", sample.degraded_mp4)
-    return problems
+    """All problems of one raw sample ({"__key__": ..., ext: bytes}). Empty list = valid."""
+    return [problem for _, problem in findings(read_raw(raw, decode_video))]

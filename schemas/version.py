@@ -16,9 +16,11 @@ Policy (README "Schema evolution"):
   writer guarantees); samples of older minors are checked by the rules of their own version and keep their
   version (nothing is restamped: a migration cannot invent what an older writer never measured). A minor may widen
   an enum (e.g. a new source kind); an older reader then reports that one field of those samples by name.
-- **A major bump** is everything else, and it comes with a migration in ``schemas.migrate`` from the previous
-  major (``remind-curate migrate OLD NEW`` rewrites shards; it also adds ``checksums.json`` to samples that lack
-  it). A reader refuses another major with a message saying which command to run.
+- **A major bump** is everything else, and it comes with a migration step in ``schemas.migrate`` from the
+  previous major (``remind-curate migrate OLD NEW`` rewrites shards, verifying every sample first; its step 1.0 ->
+  1.1 adds ``checksums.json`` to samples that pass every 1.0 check). A reader refuses another major with a message
+  naming a command that exists: ``pip install --upgrade remind-curate`` for a newer one, ``remind-curate migrate``
+  for an older one it has a step from (a test keeps that true), none for a version no release ever wrote.
 - The shards frozen in ``tests/data/frozen/`` (one folder per released version) must keep validating and loading
   in training; their tests are what enforces this policy.
 
@@ -35,6 +37,7 @@ from __future__ import annotations
 import re
 
 SCHEMA_VERSION = "1.1.0"
+FIRST_RELEASED = "1.0.0"  # no remind-curate ever wrote an older version
 
 _VERSION = re.compile(r"^(0|[1-9]\d{0,3})\.(0|[1-9]\d{0,3})\.(0|[1-9]\d{0,3})$")
 
@@ -58,7 +61,11 @@ def check_readable(text: object) -> tuple[int, int, int]:
     version = parse_version(text)
     if version[0] > CURRENT[0]:
         raise SchemaVersionError(f"schema_version {text} is a newer major version than this reader's "
-                                 f"{SCHEMA_VERSION}: upgrade remind-curate to read it")
+                                 f"{SCHEMA_VERSION}: upgrade remind-curate to read it (`pip install --upgrade "
+                                 "remind-curate`)")
+    if version < parse_version(FIRST_RELEASED):
+        raise SchemaVersionError(f"schema_version {text} is older than the first released format "
+                                 f"{FIRST_RELEASED}: no remind-curate wrote it, and nothing can migrate it")
     if version[0] < CURRENT[0]:
         raise SchemaVersionError(f"schema_version {text} is an older major version than this reader's "
                                  f"{SCHEMA_VERSION}: run `remind-curate migrate OLD NEW` to rewrite the shards")

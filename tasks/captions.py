@@ -7,19 +7,9 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from tasks.records import CaptionChoice, CaptionSource, Window
 
-from tasks.records import Window
-
-CaptionSource = Literal["vlm", "dataset", "truth", "none"]
-
-
-@dataclass(frozen=True)
-class CaptionChoice:
-    text: str  # "" when source is none
-    source: CaptionSource
-    note: str | None = None  # why there is no caption (source none)
+__all__ = ["CaptionChoice", "CaptionSource", "caption_of", "choose_caption"]
 
 
 def _vlm_caption(window: Window) -> str:
@@ -44,3 +34,10 @@ def choose_caption(window: Window) -> CaptionChoice:
     else:
         note = "vlm_no_caption: the VLM's accepted verdict has an empty caption and the source ships none"
     return CaptionChoice("", "none", note)
+
+
+def caption_of(window: Window) -> CaptionChoice:
+    """The window's caption, chosen once and kept on it (its meta, manifest row and facts all read this one)."""
+    if window.caption_choice is None:
+        window.caption_choice = choose_caption(window)
+    return window.caption_choice

@@ -13,7 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tasks.records import SourceItem, Window
+import numpy as np
+
+from schemas.manifest import ManifestRow
+from tasks.records import GroundTruth, NativeGeometry, SourceFacts, SourceItem, Window
 
 
 class Reject(Exception):
@@ -40,18 +43,29 @@ class Outcome:
     tags: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the VLM judgement and an audit thumbnail
     window_id: str | None = None
+    parent_key: str | None = None  # the earlier run's sample this window was made from (a cache source)
 
 
 @dataclass
 class Clip:
-    """One source moving through the stages: its live windows and the outcomes of those that dropped out."""
+    """One source moving through the stages: its live windows and the outcomes of those that dropped out.
+
+    Until cut-windows hands them to the windows, the clip holds what the source stage decoded and the scene-cut
+    stage found."""
 
     item: SourceItem
     windows: list[Window] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # stage -> seconds
-    notes: dict[str, Any] = field(default_factory=dict)  # source facts (fps, duration, codec, cuts)
-    skip_stages: frozenset[str] = frozenset()  # stages whose results this clip already has (a cache source)
+    frames: np.ndarray | None = None  # (N,480,832,3) uint8 RGB, the whole decoded source
+    facts: SourceFacts | None = None
+    truth: GroundTruth | None = None  # a rendered source's exact truth (synthetic)
+    native: NativeGeometry | None = None  # a source's own cameras (DL3DV, a camera file)
+    cuts: list[int] = field(default_factory=list)  # first frame of each new shot
+    transitions: list[tuple[int, int]] = field(default_factory=list)  # (first, last) frame of each transition
+    cut_detector: str | None = None
+    cut_detector_fallback: str | None = None  # why the configured detector was not used
+    carried: list[ManifestRow] = field(default_factory=list)  # rows an earlier run decided (a cache source's)
 
     def drop(self, window: Window, outcome: Outcome) -> None:
         outcome.window = window.index
@@ -59,6 +73,7 @@ class Clip:
         outcome.scores = {**window.scores, **outcome.scores}
         outcome.tags = outcome.tags or list(window.tags)
         outcome.window_id = window.window_id
+        outcome.parent_key = window.parent_key
         if window.vlm is not None:
             outcome.extra.setdefault("vlm", window.vlm)
         if window.thumbnail is not None:

@@ -6,10 +6,10 @@ import time
 from engine.stage import ProcessingStage, Resources, function_stage
 from schemas.config import Config, NormaliseConfig
 from tasks.prefilter.cuts import _detector, boundary_frames, detect_transitions, find_cuts  # noqa: F401
-from tasks.records import SourceItem, Window
-from tasks.sources.cache import load_cached_clip
+from tasks.records import SourceFacts, SourceItem, Window
 from tasks.sources.native import window_geometry
 from tasks.sources.with_cameras import decode_with_cameras
+from tasks.sources.local import localise
 from tasks.clip import Clip, Outcome, describe_error
 from tasks.video_io import DecodeError, DecodeTimeout, decode_normalised
 
@@ -34,16 +34,16 @@ def decode_source(clip: Clip, config: Config) -> Clip:
 
             synth = render_item(item, config.synthetic, num_frames=norm.num_frames, height=norm.height,
                                 width=norm.width)
-            clip.notes.update(frames=synth.frames, source_fps=float(norm.fps), duration_s=len(synth.frames) / norm.fps,
-                              codec="synthetic", truth=synth.to_ground_truth())
+            clip.frames, clip.truth = synth.frames, synth.to_ground_truth()
+            clip.facts = SourceFacts(float(norm.fps), len(synth.frames) / norm.fps, "synthetic")
         elif (native := decode_with_cameras(item, config, frames_needed(config))) is not None:
-            clip.notes.update(frames=native[0], native=native[1], **native[2])  # DL3DV, or a row's camera file
+            clip.frames, clip.native, clip.facts = native[0], native[1], SourceFacts(**native[2])  # DL3DV, cameras
         else:
             video = decode_normalised(item.path or item.uri, norm.fps, norm.height, norm.width,
                                       norm.max_source_seconds, norm.decode_timeout_s, frames_needed(config))
-            clip.notes.update(frames=video.frames, source_fps=video.source_fps, duration_s=video.duration_s,
-                              codec=video.codec, source_size=video.source_size, scale=video.scale,
-                              crop_xy=video.crop_xy, truncated=video.truncated)
+            clip.frames = video.frames
+            clip.facts = SourceFacts(video.source_fps, video.duration_s, video.codec, video.source_size, video.scale,
+                                     video.crop_xy, video.truncated)
     except DecodeTimeout as exc:  # a hung demuxer (FIFO, stalled mount) or a source too slow to decode
         clip.outcomes.append(Outcome("failed", "decode_timeout", error=str(exc), stage="decode-source"))
     except DecodeError as exc:
@@ -56,23 +56,23 @@ def decode_source(clip: Clip, config: Config) -> Clip:
 
 def detect_scene_cuts(clip: Clip, config: Config) -> Clip:
     started = time.perf_counter()
-    if "frames" in clip.notes:
+    if clip.frames is not None:
         try:
-            frames = clip.notes["frames"]
-            if clip.notes.get("truth") is not None:  # a rendered clip is one shot by construction: nothing to find
-                clip.notes.update(cuts=[], transitions=[], cut_detector="ground_truth")
+            frames = clip.frames
+            if clip.truth is not None:  # a rendered clip is one shot by construction: nothing to find
+                clip.cuts, clip.transitions, clip.cut_detector = [], [], "ground_truth"
                 clip.timings["detect-scene-cuts"] = time.perf_counter() - started
                 return clip
             result = detect_transitions(frames, float(config.normalise.fps), config.prefilter.scene_cut)
-            clip.notes["cuts"] = boundary_frames(result.transitions, len(frames))
-            clip.notes["transitions"] = [(t.start, t.end) for t in result.transitions]
-            clip.notes["cut_detector"] = result.detector
+            clip.cuts = boundary_frames(result.transitions, len(frames))
+            clip.transitions = [(t.start, t.end) for t in result.transitions]
+            clip.cut_detector = result.detector
             if result.fallback_reason:
-                clip.notes["cut_detector_fallback"] = result.fallback_reason
+                clip.cut_detector_fallback = result.fallback_reason
         except Exception as exc:  # noqa: BLE001
             clip.outcomes.append(Outcome("failed", "scene_cut_error", error=describe_error(exc),
                                          stage="detect-scene-cuts"))
-            clip.notes.pop("frames")
+            clip.frames = None
     clip.timings["detect-scene-cuts"] = time.perf_counter() - started
     return clip
 
@@ -93,13 +93,11 @@ def window_starts(num_frames: int, cuts: list[int], norm: NormaliseConfig, polic
 def cut_windows(clip: Clip, config: Config) -> Clip:
     """81-frame windows (stride and count from config); windows with a cut are rejected with the cut frame."""
     started = time.perf_counter()
-    frames = clip.notes.pop("frames", None)
+    frames, truth, native, cuts = clip.frames, clip.truth, clip.native, clip.cuts
+    clip.frames = clip.truth = clip.native = None  # the windows hold them from here on
     if frames is None:
         return clip
     norm, fps = config.normalise, config.normalise.fps
-    cuts = clip.notes.get("cuts", [])
-    truth = clip.notes.pop("truth", None)
-    native = clip.notes.pop("native", None)
     starts = window_starts(len(frames), cuts, norm, config.prefilter.scene_cut.policy)
     if not starts:
         reason = "too_short" if len(frames) < norm.num_frames else "no_cut_free_window"
@@ -116,7 +114,7 @@ def cut_windows(clip: Clip, config: Config) -> Clip:
                                       f"({cut / fps:.2f} s)", stage="cut-windows", scores={"scene_cuts": 1.0}))
             continue
         window.scores["scene_cuts"] = 0.0
-        if clip.notes.get("cut_detector_fallback"):
+        if clip.cut_detector_fallback:
             window.scores["scene_cut_fallback"] = 1.0
         window_geometry(native, window)  # a source's own cameras, anchored to the window's first frame
         retrieved_for = clip.item.provenance.get("event_type")  # the taxonomy type a retrieval query targeted
@@ -132,13 +130,12 @@ def cut_windows(clip: Clip, config: Config) -> Clip:
 
 
 class DecodeSource(ProcessingStage[SourceItem, Clip]):
-    """Source -> Clip with its frames decoded once (or rendered); a ``cache:`` item's cached windows loaded."""
+    """Source -> Clip with its frames decoded once (or rendered)."""
 
     name, input_type, output_type, resources = "decode-source", SourceItem, Clip, Resources(cpus=1.0)
 
     def process(self, item: SourceItem) -> Clip:
-        if item.source == "cache":  # regenerate: the clip skips the stages whose results are cached
-            return load_cached_clip(item, self.run)
+        item = localise(item, self.run.out) if self.run is not None else item  # s3://: fetched where decoded
         return decode_source(Clip(item), self.config)
 
 

@@ -14,7 +14,9 @@ from engine.stage import Failed
 from schemas.manifest import ManifestRow
 from tasks.clip import Clip, Outcome
 from tasks.records import SourceItem
-from tasks.samples import ClipResult, commit_clip, manifest_row
+from tasks.sample_fields import manifest_row
+from tasks.sample_files import commit_clip
+from tasks.samples import ClipResult
 
 
 def _item(record: Any) -> SourceItem:

@@ -6,9 +6,13 @@ every stage that looks at pixels; only the packer encodes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+
+from schemas.cameras import anchor_to_first
+
+CaptionSource = Literal["vlm", "dataset", "truth", "none"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,45 @@ class GroundTruth:
 
 
 @dataclass
+class NativeGeometry:
+    """Per output frame (16 fps timeline) cameras of a source; sliced per window by ``window_geometry``."""
+
+    camera_c2w: np.ndarray  # (N,4,4) OpenCV camera-to-world in the source's world frame and units
+    intrinsics: np.ndarray  # (N,3,3) pixels of the normalised frame
+    depth: np.ndarray | None = None  # (N,H,W) float32 z-depth in the poses' units, when the source has it
+    source_index: np.ndarray | None = None  # (N,) source frame shown by each output frame
+
+    def window(self, start: int, num_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(c2w anchored to the window's first frame, intrinsics, depth) of frames [start, start+num_frames)."""
+        stop = start + num_frames
+        c2w = anchor_to_first(self.camera_c2w[start:stop]).astype(np.float32)
+        depth = None if self.depth is None else self.depth[start:stop]
+        return c2w, self.intrinsics[start:stop].astype(np.float32), depth
+
+
+@dataclass(frozen=True)
+class SourceFacts:
+    """What decoding learned about a source (the report's and a reader's facts; no stage decides on them)."""
+
+    source_fps: float
+    duration_s: float
+    codec: str
+    source_size: tuple[int, int] | None = None  # (h, w) before normalising
+    scale: float | None = None
+    crop_xy: tuple[int, int] | None = None
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class CaptionChoice:
+    """The caption a sample carries and where it comes from (``tasks.captions``)."""
+
+    text: str  # "" when source is none
+    source: CaptionSource
+    note: str | None = None  # why there is no caption (source none)
+
+
+@dataclass
 class Window:
     """An 81-frame, 16 fps, 480x832 RGB window cut from one source, with everything learned about it so far."""
 
@@ -64,6 +107,12 @@ class Window:
     caption: str = ""
     augmented: Any = None  # tasks.augment.Augmented once the graph stage ran
     thumbnail: np.ndarray | None = None  # a small RGB frame kept for the run report's audit (VLM-judged windows)
+    caption_choice: CaptionChoice | None = None  # chosen once, at the write stage (tasks.captions.caption_of)
+    # From a cache source (an earlier run's window): its clean clip as encoded, already in this run's window
+    # cache (reused, not re-encoded), and the sample it was made from.
+    clean_mp4: bytes | None = None
+    parent_key: str | None = None
+    parent_run: str | None = None
 
     @property
     def window_id(self) -> str:

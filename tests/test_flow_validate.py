@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from schemas.sample_io import with_checksums
 from tests.core.test_validator_checks import _encode, _frames, _sample, _without, _write_shard
 
 
@@ -25,8 +26,9 @@ def test_validate_flow_fails_on_a_bad_shard(prefect_server, tmp_path: Path) -> N
     from flows.validate import validate
 
     videos = {"good": _encode(_frames())}
-    good = _sample("good-one", videos, occluded=True).to_members()
-    bad = _without(_sample("bad-one", videos, occluded=True).to_members(), "degraded.mp4", "degraded.txt")
+    good = with_checksums(_sample("good-one", videos, occluded=True).to_members())
+    bad = with_checksums(_without(_sample("bad-one", videos, occluded=True).to_members(), "degraded.mp4",
+                                  "degraded.txt"))
     (tmp_path / "ok").mkdir()
     (tmp_path / "broken").mkdir()
     _write_shard(tmp_path / "ok" / "shard-000000.tar", [("good-one", good)])

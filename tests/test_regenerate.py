@@ -55,8 +55,7 @@ def _accepted(out: Path) -> dict[str, object]:
 # -- configuration and inputs (no flow run) -------------------------------------------------------------------------
 @pytest.mark.timeout(600)
 def test_config_is_parent_config_with_overrides_and_cache_bound_sections_are_refused(parent, tmp_path):
-    from tasks.regenerate import RegenerateError, check_output, regenerate_config
-    from tasks.sources.cache import read_parent
+    from tasks.sources.cache import RegenerateError, check_output, read_parent, regenerate_config
 
     out, _ = parent
     config = regenerate_config(out, _yaml(tmp_path / "a.yaml", {"augment": {"mixture": _mixture("zoom")},
@@ -76,7 +75,7 @@ def test_config_is_parent_config_with_overrides_and_cache_bound_sections_are_ref
 @pytest.mark.timeout(600)
 def test_cache_source_lists_the_parent_clips_and_refuses_cache_bound_config(parent, tmp_path):
     from schemas.config import load_config
-    from tasks.regenerate import RegenerateError
+    from tasks.sources.cache import RegenerateError
     from tasks.sources.resolve import SourceSpec, list_sources
 
     out, _ = parent
@@ -105,8 +104,9 @@ def unfinished_copy(out: Path, tmp_path: Path) -> Path:
 @pytest.mark.timeout(600)
 def test_cached_windows_load_verified_and_corruption_is_a_failed_row(parent, tmp_path):
     from schemas.config import load_config
-    from tasks.sources.cache import (CACHED_STAGES, CacheError, cache_listing, load_cached_clip, load_cached_windows,
-                                     load_window_dir)
+    from flows.regenerate import REGENERATE
+    from tasks.sources.cache import CACHED_STAGES, cache_listing
+    from tasks.sources.cache_windows import CacheError, load_cached_clip, load_cached_windows, load_window_dir
     from engine.run import open_run
 
     out, _ = parent
@@ -134,13 +134,20 @@ def test_cached_windows_load_verified_and_corruption_is_a_failed_row(parent, tmp
     config = load_config(copy / "config.yaml")
     run = open_run(tmp_path / "out2", config, "regenerate", copy)
     try:
-        item = next(i for i in cache_listing(copy, config)[0] if bad.name.startswith(i.clip_id))
-        clip = load_cached_clip(item, run)
+        items = cache_listing(copy, config)[0]
+        clip = load_cached_clip(next(i for i in items if bad.name.startswith(i.clip_id)), run)
+        loaded = load_cached_clip(next(i for i in items if good.name.startswith(i.clip_id)), run)
     finally:
         run.release()
     assert clip.windows == [] and [(o.status, o.reason) for o in clip.outcomes] == [("failed", "cache_corrupt")]
+    assert clip.outcomes[0].parent_key == bad.name  # its failed row still names the parent sample
     assert not (run.windows / bad.name).exists()
-    assert clip.item.source == "synthetic" and clip.skip_stages == CACHED_STAGES  # the executor passes it through
+    assert clip.item.source == "synthetic" and clip.frames is None  # windows, not a source to cut
+    # A loaded window brings its clean clip and its parent sample; the write stage needs nothing else of the cache.
+    (window,) = loaded.windows
+    assert window.clean_mp4 == clean and window.parent_key == good.name
+    assert window.parent_run == json.loads((copy / "run.json").read_text())["run_id"]
+    assert REGENERATE.passed_through == CACHED_STAGES  # the pipeline never starts the stages the cache answers
 
 
 # -- the flow ------------------------------------------------------------------------------------------------------
@@ -203,13 +210,10 @@ def test_regenerate_relinks_reuses_clean_clips_and_resumes(parent, tmp_path):
             (src / "cache" / "windows" / key / "clean.mp4").stat().st_ino  # hard link, no copy
     report = validate_path(out)
     assert report.ok, report.problems
-    # Through engine.executor with INGEST's stages: every stage saw every redone clip; the cached ones did no work
-    # (no stage timing of theirs), and their setup loaded nothing (the probes above count the setup loads too).
-    from flows.ingest import INGEST
-    from schemas.config import load_config
-
+    # Through engine.executor with INGEST's stages after the cache loader: the cached ones were never started (no
+    # setup, so the probes above saw no model load), and every started stage saw every redone clip.
     stages = summary["pipeline"]["stages"]
-    assert list(stages) == [s.name for s in INGEST.active(load_config(out / "config.yaml"))]
+    assert list(stages) == ["load-cache", "build-graph", "write-samples"]
     assert {name: m["items"] for name, m in stages.items()} == {name: CLIPS - done for name in stages}
     assert set(summary["stage_seconds_per_clip"]) == {"load-cache", "build-graph", "write-samples"}
 

@@ -12,11 +12,15 @@ A clip without known geometry gets a static camera at the origin with a 60 degre
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from schemas.cameras import intrinsics_from_hfov, normalise_translations, normalised_intrinsics
 from schemas.constants import HEIGHT, LATENT_FRAMES, WIDTH, latent_frames
-from schemas.sample_io import Sample
+
+if TYPE_CHECKING:  # the model imports this module; a sample's MP4 decoding (PyAV) is not the model's
+    from schemas.sample_io import Sample
 
 DESCRIPTOR_DIM = 14
 DEFAULT_HFOV_DEG = 60.0

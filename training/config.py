@@ -44,7 +44,12 @@ class ModelConfig(_Section):
     pm_rope: PMRoPEConfig = PMRoPEConfig()
     attention_backend: Literal["auto", "dense", "flex"] = Field(
         "auto", description="auto = flex-attention BlockMask on CUDA, a dense boolean mask on CPU.")
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | int = Field(
+        False, description="Recompute activations in the backward pass: true = every block, N = the first N blocks "
+        "(spend the memory the device has on the rest), false / 0 = none.")
+    compile_blocks: bool = Field(False, description="torch.compile each transformer block (in place).")
+    compile_backend: str = Field("inductor", description="torch.compile backend of compile_blocks (aot_eager: "
+                                 "traced, no code generation: the CPU check of the compiled path).")
     text_len: int = Field(8, ge=1, description="Length of the (null) text context when no text encoder is set.")
     train_new_only: bool = Field(False, description="Freeze the stock weights and train only the new modules.")
 
@@ -150,6 +155,7 @@ class OptimConfig(_Section):
     warmup_steps: int = Field(100, ge=0)
     grad_clip: float = Field(1.0, gt=0)
     grad_accum: int = Field(1, ge=1, description="Samples per optimiser step and worker (one sample per pass).")
+    fused: bool = Field(False, description="torch's fused AdamW kernel (one launch for all parameters).")
 
 
 class RayTrainConfig(_Section):
@@ -188,6 +194,9 @@ class TrainConfig(RootConfig):
     seed: int = 0
     max_steps: int = Field(300, ge=1)
     precision: Literal["fp32", "bf16"] = "fp32"
+    metrics_sync: Literal["every_step", "log_steps"] = Field(
+        "every_step", description="When the step's metrics (losses, grad norm) are read back to the host: "
+        "log_steps keeps them on the device between logged and checkpoint steps (no host sync in other steps).")
     log_every: int = Field(10, ge=1)
     checkpoint_every: int = Field(100, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
@@ -221,6 +230,9 @@ def checked(config: TrainConfig) -> TrainConfig:
         raise ValueError(f"unknown regimes in curriculum.weights: {sorted(unknown)}")
     if not any(w > 0 for w in config.curriculum.weights.values()):
         raise ValueError("curriculum.weights needs at least one positive weight")
+    checkpointing = config.model.gradient_checkpointing
+    if not isinstance(checkpointing, bool) and checkpointing < 0:
+        raise ValueError("model.gradient_checkpointing must be true, false or a number of blocks >= 0")
     if config.data.height % 16 or config.data.width % 16:
         raise ValueError("data.height and data.width must be multiples of 16 (VAE x8, patch x2)")
     return config

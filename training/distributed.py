@@ -56,6 +56,17 @@ def full_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimize
                                                                                cpu_offload=True))
 
 
+def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a full (unsharded) state dict strictly, into a plain, DDP-wrapped or FSDP-sharded model."""
+    inner = getattr(model, "module", model)
+    if not is_sharded(inner):
+        inner.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+    set_model_state_dict(inner, state, options=StateDictOptions(full_state_dict=True))
+
+
 def load_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any]) -> None:
     inner = getattr(model, "module", model)
     if not is_sharded(inner):

@@ -2,7 +2,8 @@
 
 Each step: draw the regime (the same on every worker: seeded by the step), then per sample plan the slots, noise
 them, predict the velocity, take the masked flow loss plus the gated temporal-delta loss, backward; then clip,
-AdamW, warm-up schedule, log, checkpoint, heatmap.
+AdamW, warm-up schedule; read the metrics back (every step, or only at logged and checkpoint steps with
+``metrics_sync: log_steps``), log, heatmap, checkpoint. A resumed run loads its checkpoint in one call.
 """
 from __future__ import annotations
 
@@ -17,17 +18,16 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from training.config import TrainConfig
 from training.curriculum import assemble, plan_regime, sample_regime
 from training.data import TrainingSample, row_to_sample
 from training.heatmap import kv_importance, save_heatmap
-from training.loss import remind_loss
-from training.distributed import full_model_state, full_optimizer_state, load_optimizer_state, wrap
-from training.model.wan_causal import (NEW_PARAMETER_MARK, REMIND_CONFIG, WEIGHTS_NAME, CausalContext, build_model,
-                                       checkpoint_weights, remind_forward)
+from training.distributed import (full_model_state, full_optimizer_state, is_sharded, load_model_state,
+                                  load_optimizer_state, wrap)
+from training.model.wan_causal import NEW_PARAMETER_MARK, REMIND_CONFIG, WEIGHTS_NAME, build_model, checkpoint_weights
+from training.step import StepMetrics, forward_backward, make_optimizer
 from training.text import TextConditioner
 from training.vae import LatentEncoder
 
@@ -54,10 +54,10 @@ def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.op
 
 def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
                     scheduler: Any = None) -> int:
-    """Restore in place (the model before FSDP sharding); returns the number of steps already taken."""
-    device = str(next(model.parameters()).device)
-    if optimizer is None or not (directory / "optim.pt").exists():
-        model.load_state_dict(load_file(str(checkpoint_weights(directory)), device=device))
+    """Restore a checkpoint in place: the weights always (into a plain, DDP or FSDP-sharded model), the optimiser and
+    scheduler state when they are given. Returns the number of steps already taken."""
+    device = "cpu" if is_sharded(getattr(model, "module", model)) else str(next(model.parameters()).device)
+    load_model_state(model, load_file(str(checkpoint_weights(directory)), device=device))
     if optimizer is not None:
         state = torch.load(directory / "optim.pt", weights_only=True, map_location="cpu")
         load_optimizer_state(model, optimizer, state["optimizer"])
@@ -83,14 +83,6 @@ class MetricsLog:
             handle.write(json.dumps(record) + "\n")
 
 
-def _mean_over_workers(values: dict[str, float], device: torch.device) -> dict[str, float]:
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return values
-    packed = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
-    dist.all_reduce(packed)
-    return dict(zip(values, (packed / dist.get_world_size()).tolist()))
-
-
 def heatmap(cfg: TrainConfig, model: torch.nn.Module, sample: TrainingSample, text: torch.Tensor, out: Path,
             step: int, device: torch.device) -> Path:
     """KV-importance of the observed clip along the streaming path, saved as heatmaps/kv_importance_<step>.png."""
@@ -109,14 +101,11 @@ def train_loop(cfg: TrainConfig, out: Path, rows: Iterator[dict[str, Any]], devi
     """Train until ``cfg.max_steps``; returns the last step's metrics. ``report`` receives each checkpoint."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, device, cfg.seed)
-    if resume_dir is not None:
-        load_checkpoint(resume_dir, model)
     for name, param in model.named_parameters():
         param.requires_grad_(not cfg.model.train_new_only or NEW_PARAMETER_MARK in name)
     ddp = wrap(model, cfg.ray.strategy, device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas,
-                                  weight_decay=cfg.optim.weight_decay)
+    optimizer = make_optimizer(cfg.optim, params)
     warmup = max(cfg.optim.warmup_steps, 1)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / warmup))
     step = load_checkpoint(resume_dir, ddp, optimizer, scheduler) if resume_dir is not None else 0
@@ -132,54 +121,48 @@ def train_loop(cfg: TrainConfig, out: Path, rows: Iterator[dict[str, Any]], devi
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext())
     first_sample: TrainingSample | None = None
     metrics: dict[str, Any] = {"step": step, "resumed_from": step}
+    all_finite = torch.ones((), dtype=torch.bool, device=device)  # read back with the metrics, never per step
+    synced_step, synced_at = step, time.perf_counter()
 
     while step < cfg.max_steps:
-        started = time.perf_counter()
         regime = sample_regime(cfg.curriculum.weights, np.random.default_rng([cfg.seed, step]))
         rng = np.random.default_rng([cfg.seed, step, rank, 1])
         noise_gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         model.train()
         optimizer.zero_grad(set_to_none=True)
         text_rng = np.random.default_rng([cfg.seed, step, rank, 2])
-        sums = {"loss": 0.0, "loss_flow": 0.0, "loss_delta": 0.0, "delta_weight": 0.0, "delta_variance": 0.0,
-                "text_dropped": 0.0, "text_missing": 0.0}
+        step_metrics = StepMetrics(device, cfg.optim.grad_accum)
         for _ in range(cfg.optim.grad_accum):
             sample = row_to_sample(next(rows), encoder)
             first_sample = first_sample or sample
             plan = plan_regime(regime, sample.graph, rng, cfg.curriculum, sample.has_degraded)
             latents = {k: v.to(device) for k, v in sample.latents.items()}
             inputs = assemble(plan, latents, {k: v.to(device) for k, v in sample.cameras.items()}, noise_gen)
-            ctx = CausalContext(inputs.positions, inputs.slots, inputs.cameras)
             text, text_status = texts.context(sample.caption, sample.instruction, text_rng)
-            sums["text_dropped"] += (text_status == "dropped") / cfg.optim.grad_accum
-            sums["text_missing"] += (text_status == "missing") / cfg.optim.grad_accum
-            with autocast:
-                pred = remind_forward(ddp, inputs.xt, inputs.sigmas * 1000.0, text, ctx)
-            parts = remind_loss(pred.float(), inputs.xt, inputs.x0, inputs.noise, inputs.sigmas, inputs.loss_mask,
-                                inputs.slots, step, cfg.loss)
-            (parts.total / cfg.optim.grad_accum).backward()
-            for key, value in (("loss", parts.total.item()), ("loss_flow", parts.flow.item()),
-                               ("loss_delta", parts.delta.item()), ("delta_weight", parts.weight),
-                               ("delta_variance", parts.delta_variance)):
-                sums[key] += value / cfg.optim.grad_accum
-        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
+            step_metrics.add_sample(forward_backward(ddp, inputs, text, step, cfg, autocast), text_status)
+        step_metrics.set_grad_norm(torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip))
         optimizer.step()
         scheduler.step()
         step += 1
+        all_finite &= step_metrics.finite()
 
-        averaged = _mean_over_workers({**sums, "grad_norm": grad_norm}, device)
-        elapsed = time.perf_counter() - started
-        metrics = {"step": step, "regime": regime, **averaged, "lr": scheduler.get_last_lr()[0],
-                   "step_time_s": elapsed, "samples_per_s": cfg.optim.grad_accum / elapsed}
-        if not all(math.isfinite(v) for v in averaged.values()):
-            raise FloatingPointError(f"non-finite metrics at step {step}: {averaged}")
-        if log is not None and (step % cfg.log_every == 0 or step == 1 or step == cfg.max_steps):
-            log.write(metrics)
         last = step == cfg.max_steps
+        logged = step % cfg.log_every == 0 or step == 1 or last
+        checkpointed = last or step % cfg.checkpoint_every == 0
+        if cfg.metrics_sync == "every_step" or logged or checkpointed:
+            averaged = step_metrics.read()  # the step's one device->host sync
+            elapsed = (time.perf_counter() - synced_at) / (step - synced_step)
+            synced_step, synced_at = step, time.perf_counter()
+            metrics = {"step": step, "regime": regime, **averaged, "lr": scheduler.get_last_lr()[0],
+                       "step_time_s": elapsed, "samples_per_s": cfg.optim.grad_accum / elapsed}
+            if not bool(all_finite) or not all(math.isfinite(v) for v in averaged.values()):
+                raise FloatingPointError(f"non-finite metrics at or before step {step}: {averaged}")
+            if log is not None and logged:
+                log.write(metrics)
         if rank == 0 and first_sample is not None and (last or (cfg.heatmap_every and step % cfg.heatmap_every == 0)):
             heatmap(cfg, model, first_sample, texts.embed(texts.prompt(first_sample.caption,
                                                                        first_sample.instruction)), out, step, device)
-        if last or step % cfg.checkpoint_every == 0:
+        if checkpointed:
             with tempfile.TemporaryDirectory() as tmp:
                 save_checkpoint(Path(tmp), ddp, optimizer, scheduler, step, cfg, write=rank == 0)
                 if report is not None:

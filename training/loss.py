@@ -17,11 +17,13 @@ from training.distributed import all_reduce_sum
 
 @dataclass
 class LossParts:
+    """Every part a tensor on the loss's device: the step reads none of them back to the host."""
+
     total: torch.Tensor
     flow: torch.Tensor
     delta: torch.Tensor
-    weight: float  # lambda_adapt actually applied (0 during warm-up)
-    delta_variance: float
+    weight: torch.Tensor  # lambda_adapt actually applied (0 during warm-up)
+    delta_variance: torch.Tensor
 
 
 def _frame_mask(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
@@ -45,24 +47,23 @@ def delta_pairs(mask: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
     return mask[:, 1:] & mask[:, :-1] & same_chunk[None]
 
 
-def temporal_delta_loss(x0_hat: torch.Tensor, x0: torch.Tensor, pairs: torch.Tensor) -> tuple[torch.Tensor, float]:
-    """(L_delta, Var(dx0)) over the frame pairs selected by ``pairs`` (B, F-1).
+def temporal_delta_loss(x0_hat: torch.Tensor, x0: torch.Tensor,
+                        pairs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_delta, Var(dx0)) over the frame pairs selected by ``pairs`` (B, F-1); both 0 when no pair is selected.
 
     Var(dx0) is over the whole batch across ranks (Appendix B): every rank's count, sum and sum of squares of the
-    selected ground-truth deltas are summed over the process group before the variance is taken.
+    selected ground-truth deltas are summed over the process group before the variance is taken. Computed on the
+    device (float64), without reading anything back to the host.
     """
     d_hat = (x0_hat[:, :, 1:] - x0_hat[:, :, :-1]).float()
     d_true = (x0[:, :, 1:] - x0[:, :, :-1]).float()
     weights = _frame_mask(pairs, d_true)
     moments = torch.stack([weights.sum(), (d_true * weights).sum(), (d_true ** 2 * weights).sum()]).double()
-    count, total, squares = all_reduce_sum(moments.detach()).tolist()  # a collective: before any early return
-    local = weights.sum()
-    if count == 0:
-        return x0_hat.sum() * 0.0, 0.0
-    loss = ((d_hat - d_true) ** 2 * weights).sum() / local.clamp(min=1)
-    mean = total / count
-    variance = max(squares / count - mean * mean, 0.0)
-    return loss, float(variance)
+    count, total, squares = all_reduce_sum(moments.detach()).unbind()  # a collective: every rank calls it
+    loss = ((d_hat - d_true) ** 2 * weights).sum() / weights.sum().clamp(min=1)
+    mean = total / count.clamp(min=1)
+    variance = (squares / count.clamp(min=1) - mean * mean).clamp(min=0.0)
+    return loss, variance
 
 
 def adaptive_weight(variance: float, alpha: float, gamma: float) -> float:
@@ -75,5 +76,6 @@ def remind_loss(pred: torch.Tensor, xt: torch.Tensor, x0: torch.Tensor, noise: t
     """L = L_flow + lambda_adapt L_delta, the delta term only from step ``cfg.delta_warmup_steps`` on."""
     flow = flow_matching_loss(pred, x0, noise, mask)
     delta, variance = temporal_delta_loss(predicted_x0(xt, pred, sigmas), x0, delta_pairs(mask, slots))
-    weight = adaptive_weight(variance, cfg.alpha, cfg.gamma) if step >= cfg.delta_warmup_steps else 0.0
-    return LossParts(total=flow + weight * delta, flow=flow, delta=delta, weight=weight, delta_variance=variance)
+    weight = cfg.alpha * torch.exp(-cfg.gamma * variance) if step >= cfg.delta_warmup_steps else variance * 0.0
+    return LossParts(total=flow + weight.to(delta.dtype) * delta, flow=flow, delta=delta, weight=weight,
+                     delta_variance=variance)

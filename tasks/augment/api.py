@@ -3,6 +3,10 @@
 Fallback order when the drawn family does not apply (``FALLBACKS``): view-moving families first, then the
 pixel-level ones that apply to every window: exit_entry -> camera_loop -> zoom -> occluder -> light_toggle.
 Families with mixture weight 0 are skipped while any positive-weight fallback remains.
+
+A light toggle applies only where a light can go off: an indoor or night scene, judged by a measured cue
+(``tasks.augment.scene_light``); a daylit outdoor view falls back to the next family. The cue goes in every
+interrupted sample's meta (``augment.scene_light``).
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from tasks.augment.describe import describe
 from tasks.augment.exit_entry import apply_exit_entry, check_exit_entry
 from tasks.augment.light import apply_light
 from tasks.augment.occluder import apply_occluder
+from tasks.augment.scene_light import LightCue, light_cue
 from tasks.augment.zoom import apply_zoom
 from tasks.graph import GraphError, build_graph
 from tasks.records import Window
@@ -81,12 +86,19 @@ def choose_kind(window: Window, config: AugmentConfig, seed: int, ordinal: int |
     return kind_from_u(u, dict(config.mixture))
 
 
-def applicable(kind: InterruptionKind | str, window: Window, config: AugmentConfig) -> str | None:
+def applicable(kind: InterruptionKind | str, window: Window, config: AugmentConfig,
+               cue: LightCue | None = None) -> str | None:
     """None when ``kind`` applies to ``window``, else why not. A structural check: ``augment`` may still fall back
-    when a family's drawn plan fails (e.g. no crop path hides the subject), and records it the same way."""
+    when a family's drawn plan fails (e.g. no crop path hides the subject), and records it the same way.
+    ``cue``: the window's light cue when already measured."""
     kind = InterruptionKind(kind)
     if len(window.frames) != 81:
         return f"a window needs 81 frames, got {len(window.frames)}"
+    if kind is InterruptionKind.light_toggle and config.light_toggle.only_where_light_can_go_off:
+        cue = cue or light_cue(window.frames)
+        if not cue.light_can_go_off:
+            return (f"a daylit outdoor scene (sky {cue.sky:.2f}, vegetation {cue.vegetation:.2f}, water "
+                    f"{cue.water:.2f} of the frame, brightness {cue.brightness:.2f}): no light there to switch off")
     if kind is InterruptionKind.exit_entry:
         return check_exit_entry(window, config.exit_entry)
     if kind is InterruptionKind.camera_loop:
@@ -129,15 +141,17 @@ def augment(window: Window, kind: InterruptionKind | str, config: AugmentConfig,
         except (NotApplicable, GraphError):
             native = None
         if native is not None:
-            params = {"kind": "camera_loop", **native.params, "drawn": kind.value}
+            params = {"kind": "camera_loop", **native.params, "drawn": kind.value,
+                      "scene_light": light_cue(window.frames).record()}
             out = Augmented(InterruptionKind.camera_loop, native.graph, native.degraded, native.camera,
                             native.intrinsics, params)
             out.description = describe("camera_loop", out.graph, params)
             return out
     appliers = _appliers(config)
     reasons: dict[str, str] = {}
+    cue = light_cue(window.frames)
     for name in _candidates(kind.value, config):
-        reason = applicable(name, window, config)
+        reason = applicable(name, window, config, cue)
         if reason is not None:
             reasons[name] = reason
             continue
@@ -146,7 +160,7 @@ def augment(window: Window, kind: InterruptionKind | str, config: AugmentConfig,
         except (NotApplicable, GraphError) as err:
             reasons[name] = str(err)
             continue
-        params = {"kind": name, **result.params}
+        params = {"kind": name, **result.params, "scene_light": cue.record()}
         if name != kind.value:
             params["fallback"] = {"from": kind.value, "reasons": reasons}
         clean_frames = clean_k = None

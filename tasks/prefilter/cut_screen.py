@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 SPANS = {"pixel_1": 1, "hist_1": 1, "hist_4": 4, "hist_12": 12, "coarse_4": 4}
-THRESHOLDS = {"pixel_1": 4.0, "hist_1": 0.06, "hist_4": 0.064, "hist_12": 0.064, "coarse_4": 7.9}
+THRESHOLDS = {"pixel_1": 3.7, "hist_1": 0.06, "hist_4": 0.064, "hist_12": 0.064, "coarse_4": 7.9}
 MARGIN = 2  # frames added on each side of a candidate span
 COARSE_SIZE = (12, 7)
 

@@ -112,10 +112,14 @@ def _classical(kind: str, config: SceneCutConfig) -> PySceneDetectDetector:
     return PySceneDetectDetector(kind, config.threshold, config.min_scene_frames, config.analysis_height)
 
 
-@functools.lru_cache(maxsize=4)
 def _detector(config_json: str, scan: str = "cascade") -> tuple[CutDetector, str | None]:
     """The configured detector (loaded once per process) and, after a fallback, why. ``scan``: TransNetV2 as the
     cascade (default) or scoring every window."""
+    return _load_detector(config_json, scan)  # one cache key whether ``scan`` was given or defaulted
+
+
+@functools.lru_cache(maxsize=4)
+def _load_detector(config_json: str, scan: str) -> tuple[CutDetector, str | None]:
     config = SceneCutConfig.model_validate_json(config_json)
     if config.detector == "none":
         return NoCutDetector(), None

@@ -10,7 +10,8 @@ measured, each with its own spatial and temporal occupancy:
   flicker of textured pixels such as foliage in wind or water ripples.
 
 A window passes when any of them is large and lasting enough; static scenery (nothing moves, the light holds)
-does not. The per-frame dynamic masks (and their union) go on the window for the later stages.
+does not, nor does a near-static view where only a small object drifts (``tasks.prefilter.scene_change``). The
+per-frame dynamic masks (and their union) go on the window for the later stages.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import numpy as np
 from engine.stage import function_stage
 from schemas.config import Config, MotionConfig
 from tasks.prefilter.photometric import PhotometricStats, PhotometricTracker
+from tasks.prefilter.scene_change import dynamic_extent, lasting_change
 from tasks.records import Window
 from tasks.clip import Clip, Reject, per_window
 
@@ -39,6 +41,11 @@ class MotionStats:
     box: tuple[int, int, int, int] | None  # x0,y0,x1,y1 at full resolution
     masks: np.ndarray | None = None  # (N,h,w) bool per input frame: what moves around that frame
     light: PhotometricStats | None = None
+    lasting_change: float = 0.0  # fraction of the view changed from the first to the last frame (camera discounted)
+
+    @property
+    def dynamic_extent(self) -> float:
+        return dynamic_extent(self.mean_active_fraction, self.lasting_change)
 
 
 def _grey_small(frames: np.ndarray, height: int) -> list[np.ndarray]:
@@ -81,8 +88,10 @@ def measure(frames: np.ndarray, config: MotionConfig) -> MotionStats:
     ones = np.ones((h, w), np.uint8)
     centre = np.float32([[[w / 2, h / 2]]])
     light = PhotometricTracker((h, w), config.light_log_change, config.weather_min_hits)
+    first_to_last = np.eye(3)
     for prev, cur in zip(grey, grey[1:]):
         homography = _global_motion(prev, cur) if config.discount_camera_motion else np.eye(3)
+        first_to_last = homography @ first_to_last
         camera.append(float(np.linalg.norm(cv2.perspectiveTransform(centre, homography) - centre)))
         # Align prev to cur first: what still moves or changes after that is the scene's own dynamics.
         warped = cv2.warpPerspective(prev, homography, (w, h), borderMode=cv2.BORDER_REPLICATE)
@@ -118,7 +127,8 @@ def measure(frames: np.ndarray, config: MotionConfig) -> MotionStats:
         mean_active_fraction=float(np.mean(active)) if active else 0.0,
         camera_motion_px=float(np.mean(camera) * scale / config.frame_step) if camera else 0.0,
         region=region, box=box, masks=_per_frame(pair_masks, len(frames), config.frame_step, (h, w)),
-        light=light.result(config.frame_active_fraction))
+        light=light.result(config.frame_active_fraction),
+        lasting_change=lasting_change(grey[0], grey[-1], first_to_last) if len(grey) > 1 else 0.0)
 
 
 def geometric_verdict(stats: MotionStats, config: MotionConfig) -> Reject | None:
@@ -128,6 +138,9 @@ def geometric_verdict(stats: MotionStats, config: MotionConfig) -> Reject | None
     if stats.spatial_occupancy < config.min_spatial_occupancy:
         return Reject("tiny_motion", f"dynamic region covers {stats.spatial_occupancy:.3f} of the frame "
                       f"(min {config.min_spatial_occupancy})")
+    if stats.dynamic_extent < config.min_dynamic_extent:
+        return Reject("static_scene", f"near-static: {stats.mean_active_fraction:.3f} of the frame moves at a time "
+                      f"and {stats.lasting_change:.3f} ends changed (min {config.min_dynamic_extent} either)")
     if stats.temporal_occupancy < config.min_temporal_occupancy:
         return Reject("brief_motion", f"dynamics visible in {stats.temporal_occupancy:.2f} of frames "
                       f"(min {config.min_temporal_occupancy})")
@@ -159,7 +172,9 @@ def _measure_window(window: Window, config: MotionConfig) -> Window:
     scores = {"motion_spatial_occupancy": round(stats.spatial_occupancy, 4),
               "motion_temporal_occupancy": round(stats.temporal_occupancy, 4),
               "motion_active_fraction": round(stats.mean_active_fraction, 4),
-              "camera_motion_px": round(stats.camera_motion_px, 3)}
+              "camera_motion_px": round(stats.camera_motion_px, 3),
+              "motion_lasting_change": round(stats.lasting_change, 4),
+              "dynamic_extent": round(stats.dynamic_extent, 4)}
     if stats.light is not None:
         scores.update({"light_spatial_occupancy": round(stats.light.light_spatial_occupancy, 4),
                        "light_temporal_occupancy": round(stats.light.light_temporal_occupancy, 4),

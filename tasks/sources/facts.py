@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.captions import choose_caption
+from tasks.captions import caption_of
 from tasks.records import SourceItem, Window
 
 
@@ -34,7 +34,7 @@ def manifest_fields(item: SourceItem, window: Window | None) -> dict[str, Any]:
     provenance = item.provenance
     scores = provenance.get("dataset_scores") or {}
     return {"license": provenance.get("license"), "attribution": credit_line(provenance),
-            "caption_source": choose_caption(window).source if window is not None else None,
+            "caption_source": caption_of(window).source if window is not None else None,
             "dataset_aesthetic": scores.get("aesthetic"), "dataset_motion": scores.get("motion"),
             "dataset_temporal_consistency": scores.get("temporal_consistency"),
             "dataset_camera_motion": (provenance.get("dataset_labels") or {}).get("camera_motion")}

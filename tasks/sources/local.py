@@ -1,6 +1,7 @@
 """`local:PATH`: every video under a folder or fsspec URL, with per-file provenance."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -31,8 +32,35 @@ def _special_file(path: str) -> bool:
         return False
 
 
+def _fetch(fs: fsspec.AbstractFileSystem, path: str, target: Path) -> Path:
+    """``path`` copied once to ``target`` (through a .part file: never a partial file under the final name)."""
+    if not target.exists():
+        tmp = target.with_suffix(f"{target.suffix}.{os.getpid()}.part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with fs.open(path, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        tmp.rename(target)
+    return target
+
+
+def is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def localise(item: SourceItem, run_dir: Path) -> SourceItem:
+    """The item with a file to decode on THIS machine: a remote source listed without a local copy (a Ray
+    cluster: the driver only hashed it) is fetched into ``run_dir/cache/fetched`` of the node that decodes it."""
+    if item.path is not None or item.error or not is_remote(item.uri):
+        return item
+    fs, path = fsspec.core.url_to_fs(item.uri)
+    suffix = Path(path).suffix.lower()
+    name = f"{item.provenance.get('sha256') or hashlib.sha256(item.uri.encode()).hexdigest()}{suffix}"
+    return dataclasses.replace(item, path=str(_fetch(fs, path, Path(run_dir) / "cache" / "fetched" / name)))
+
+
 def local_items(url: str, fetch_dir: Path | None = None) -> list[SourceItem]:
-    """One SourceItem per video file (sorted, recursive). Remote files are fetched once into ``fetch_dir``.
+    """One SourceItem per video file (sorted, recursive). Remote files are fetched once into ``fetch_dir`` (None:
+    not fetched here; ``localise`` fetches them where they are decoded).
 
     The clip id is a content hash, so a renamed or copied file is the same clip and a rerun finds its work.
     A file that cannot even be read still yields an item, carrying the error, so it reaches the manifest.
@@ -59,17 +87,9 @@ def local_items(url: str, fetch_dir: Path | None = None) -> list[SourceItem]:
             items.append(SourceItem(f"local-{digest}", "local", uri, None, {"name": Path(path).name},
                                     error=f"unreadable: {exc}"))
             continue
-        local_path = path
-        if not local:
-            assert fetch_dir is not None, "remote sources need a fetch directory"
-            target = fetch_dir / f"{sha}{Path(path).suffix.lower()}"
-            if not target.exists():
-                tmp = target.with_suffix(target.suffix + ".part")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with fs.open(path, "rb") as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                tmp.rename(target)
-            local_path = str(target)
+        local_path: str | None = path
+        if not local:  # no fetch_dir (a Ray cluster): the worker that decodes it fetches it (``localise``)
+            local_path = str(_fetch(fs, path, fetch_dir / f"{sha}{Path(path).suffix.lower()}")) if fetch_dir else None
         provenance = {"name": Path(path).name, "bytes": int(info.get("size") or 0), "sha256": sha,
                       "license": "unknown (local file)"}
         items.append(SourceItem(f"local-{sha[:16]}", "local", uri, local_path, provenance))

@@ -55,7 +55,8 @@ def _resolve(base: Path, value: str) -> str:
     return value if "://" in value or Path(value).is_absolute() else str(base / value)
 
 
-def _row_item(index: int, row: dict[str, Any], base: Path, config: Config, fetch_dir: Path) -> SourceItem:
+def _row_item(index: int, row: dict[str, Any], base: Path, config: Config, fetch_dir: Path | None
+              ) -> SourceItem:
     """One row -> an item; raises ValueError with the row's problem."""
     uri = _text(row, "uri")
     if not uri:
@@ -93,7 +94,8 @@ def _row_item(index: int, row: dict[str, Any], base: Path, config: Config, fetch
     return SourceItem(f"manifest-{identity}", "manifest", video.uri, video.path, provenance)
 
 
-def manifest_items(path: str, config: Config, fetch_dir: Path) -> list[SourceItem]:
+def manifest_items(path: str, config: Config, fetch_dir: Path | None) -> list[SourceItem]:
+    """One item per row; remote rows are fetched into ``fetch_dir`` (None: where they are decoded)."""
     manifest = Path(path).expanduser()
     if not manifest.is_file():
         raise FileNotFoundError(f"manifest not found: {path}")

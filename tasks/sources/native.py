@@ -21,7 +21,8 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from schemas.cameras import anchor_to_first, rescale_intrinsics
+from schemas.cameras import rescale_intrinsics
+from tasks.records import NativeGeometry
 from tasks.video_io import cover_geometry, resize_cover_crop
 
 # OpenGL/nerfstudio camera axes (x right, y up, z backward) <-> OpenCV (x right, y down, z forward).
@@ -74,23 +75,6 @@ def normalise_depth(depth: np.ndarray, height: int, width: int) -> np.ndarray:
     _, new_h, new_w, y0, x0 = cover_geometry(depth.shape[0], depth.shape[1], height, width)
     resized = cv2.resize(depth.astype(np.float32), (new_w, new_h), interpolation=cv2.INTER_NEAREST)
     return resized[y0:y0 + height, x0:x0 + width]
-
-
-@dataclass
-class NativeGeometry:
-    """Per output frame (16 fps timeline) cameras of a source; sliced per window by ``window_geometry``."""
-
-    camera_c2w: np.ndarray  # (N,4,4) OpenCV camera-to-world in the source's world frame and units
-    intrinsics: np.ndarray  # (N,3,3) pixels of the normalised frame
-    depth: np.ndarray | None = None  # (N,H,W) float32 z-depth in the poses' units, when the source has it
-    source_index: np.ndarray | None = None  # (N,) source frame shown by each output frame
-
-    def window(self, start: int, num_frames: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        """(c2w anchored to the window's first frame, intrinsics, depth) of frames [start, start+num_frames)."""
-        stop = start + num_frames
-        c2w = anchor_to_first(self.camera_c2w[start:stop]).astype(np.float32)
-        depth = None if self.depth is None else self.depth[start:stop]
-        return c2w, self.intrinsics[start:stop].astype(np.float32), depth
 
 
 def window_geometry(native: NativeGeometry | None, window) -> None:  # noqa: ANN001 - tasks.records.Window

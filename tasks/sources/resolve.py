@@ -9,7 +9,7 @@ from typing import Any
 
 from schemas.config import Config
 from tasks.records import SourceItem
-from tasks.sources.local import local_items
+from tasks.sources.local import is_remote, local_items
 
 
 KINDS = ("local", "synthetic", "pexels", "dl3dv", "openvid", "manifest", "cache")
@@ -32,8 +32,11 @@ class SourceSpec:
             raise ValueError(f"{kind}:PATH needs a path")
         return cls(kind, arg)
 
-    def preflight(self) -> None:
-        """Checks that need no fetch (``remind_curate.preflight``): a cache source must be a finished run."""
+    def preflight(self, config: Config | None = None) -> None:
+        """Checks that need no fetch (``remind_curate.preflight``): a cache source must be a finished run; on a Ray
+        cluster, a local source path must be on shared storage."""
+        if config is not None and self.kind in ("local", "dl3dv") and not is_remote(self.arg):
+            refuse_unshared(config, f"{self.kind}:{self.arg}")
         if self.kind == "cache":
             from tasks.sources.cache import RegenerateError, finished_run
 
@@ -41,6 +44,20 @@ class SourceSpec:
                 finished_run(self.arg)
             except RegenerateError as exc:
                 raise ValueError(f"cache:{self.arg}: {exc}") from exc
+
+
+def unshared_cluster(config: Config) -> str | None:
+    """The address of the Ray cluster this run uses when its nodes do not share this machine's disk, else None."""
+    address = config.ray.address
+    return address if address and address != "local" and not config.ray.shared_storage else None
+
+
+def refuse_unshared(config: Config, what: str) -> None:
+    address = unshared_cluster(config)
+    if address:
+        raise ValueError(f"{what} is a path on this machine, which the nodes of the Ray cluster at {address} cannot "
+                         "read: put the sources in object storage (s3://...), or set ray.shared_storage: true if "
+                         "every node mounts it at the same path")
 
 
 @dataclass
@@ -52,8 +69,13 @@ class SourceListing:
 def list_sources(spec: str, config: Config, out: Path, pexels_permission: bool = False) -> SourceListing:
     """Every input of the run, in a stable order (the Pexels client retries its own requests)."""
     source = SourceSpec.parse(spec)
+    if source.kind != "cache":  # (a cache source's own check runs again below, through its listing)
+        source.preflight(config)
+    # On a cluster without shared storage the driver keeps no copy of a remote source: the worker that decodes it
+    # fetches it (local.localise), since a file in the driver's folder is not on the other nodes.
+    fetch_dir = None if unshared_cluster(config) else out / "cache" / "fetched"
     if source.kind == "local":
-        return SourceListing(local_items(source.arg, out / "cache" / "fetched"))
+        return SourceListing(local_items(source.arg, fetch_dir))
     if source.kind == "dl3dv":
         from tasks.sources.dl3dv import dl3dv_items
 
@@ -65,7 +87,11 @@ def list_sources(spec: str, config: Config, out: Path, pexels_permission: bool =
     if source.kind == "manifest":
         from tasks.sources.manifest_source import manifest_items
 
-        return SourceListing(manifest_items(source.arg, config, out / "cache" / "fetched"))
+        items = manifest_items(source.arg, config, fetch_dir)
+        local = next((i for i in items if i.path is not None and not i.error), None)
+        if local is not None:
+            refuse_unshared(config, f"{spec}: row {local.provenance.get('manifest_row')} ({local.uri})")
+        return SourceListing(items)
     if source.kind == "cache":  # regenerate (flows/regenerate.py): config checked against the cache's
         from tasks.sources.cache import cache_listing
 

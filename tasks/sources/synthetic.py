@@ -18,7 +18,8 @@ import numpy as np
 from schemas.config import SyntheticConfig
 from schemas.constants import HEIGHT, NUM_FRAMES, WIDTH
 from tasks.records import GroundTruth, SourceItem
-from tasks.sources.synthetic_events import EVENT_TYPES, STATE_VARIABLES, Event, Patch, make_event
+from tasks.sources.synthetic_event_base import Event, Patch
+from tasks.sources.synthetic_events import EVENT_TYPES, STATE_VARIABLES, make_event
 from tasks.sources.synthetic_scene import (HFOV_DEG, Plane, Stage, camera_path, floor_texture, intrinsics_matrix,
                                            loop_return_frame, place_markers, plane_extent, stamp_marker,
                                            wall_texture)

@@ -40,7 +40,7 @@ def test_window_starts_reject_and_split_policies():
 
 def test_cut_windows_rejects_windows_containing_a_cut_with_the_frame():
     frames = _upscale(montage(60, 3, height=180, width=320))
-    clip = Clip(SourceItem("x", "local", "x.mp4"), notes={"frames": frames, "cuts": [60, 120]})
+    clip = Clip(SourceItem("x", "local", "x.mp4"), frames=frames, cuts=[60, 120])
     clip = cut_windows(clip, Config())
     assert not clip.windows
     assert [(o.reason, o.window) for o in clip.outcomes] == [("scene_cut", 0), ("scene_cut", 1)]
@@ -48,7 +48,7 @@ def test_cut_windows_rejects_windows_containing_a_cut_with_the_frame():
 
 
 def test_too_short_is_rejected_with_reason():
-    clip = Clip(SourceItem("x", "local", "x.mp4"), notes={"frames": _upscale(scene_frames(30)), "cuts": []})
+    clip = Clip(SourceItem("x", "local", "x.mp4"), frames=_upscale(scene_frames(30)), cuts=[])
     clip = cut_windows(clip, Config())
     assert clip.outcomes[0].reason == "too_short" and clip.outcomes[0].window is None
 
@@ -61,7 +61,7 @@ def test_static_scene_and_tiny_motion_are_rejected():
     moving = _upscale(scene_frames(81))
     reasons = []
     for frames in (still, tiny, moving):
-        clip = Clip(SourceItem("x", "local", "x.mp4"), notes={"frames": frames, "cuts": []})
+        clip = Clip(SourceItem("x", "local", "x.mp4"), frames=frames, cuts=[])
         clip = measure_motion(cut_windows(clip, Config()), Config())
         reasons.append(clip.outcomes[0].reason if clip.outcomes else "accepted")
     assert reasons == ["static_scene", "tiny_motion", "accepted"]

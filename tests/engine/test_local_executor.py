@@ -3,6 +3,7 @@ batches fill across inputs, and a failing input fails alone. Toy stages over int
 of clips."""
 from __future__ import annotations
 
+import dataclasses
 import errno
 import gc
 import threading
@@ -24,7 +25,6 @@ pytestmark = pytest.mark.timeout(60)
 class Item:
     value: int
     seen: list[str] = field(default_factory=list)
-    skip_stages: frozenset[str] = frozenset()
 
 
 class Probe:
@@ -185,13 +185,12 @@ def test_stages_overlap_on_different_inputs() -> None:
     assert all(isinstance(r, Item) for r in results), results
 
 
-def test_a_record_skips_the_stages_it_names() -> None:
-    execution = run_pipeline([Item(1, skip_stages=frozenset({"double"})), Item(2)], pipeline(Double, AddOne),
-                             config(), None)
-    assert sorted(r.value for r in execution) == [2, 5]
-    stages = execution.metrics.summary()["stages"]
-    assert (stages["double"]["items"], stages["double"]["passed"]) == (2, 1)
-    assert (stages["add-one"]["items"], stages["add-one"]["passed"]) == (2, 0)
+def test_a_pipeline_never_starts_the_stages_it_passes_through() -> None:
+    PROBE.setups = 0
+    skipping = dataclasses.replace(pipeline(Double, AddOne), passed_through=frozenset({"double"}))
+    execution = run_pipeline([Item(1), Item(2)], skipping, config(workers={"double": 2}), None)  # still a name
+    assert sorted(r.value for r in execution) == [2, 3] and PROBE.setups == 0
+    assert list(execution.metrics.summary()["stages"]) == ["add-one"]
 
 
 def test_a_misnamed_stage_in_the_config_is_an_error() -> None:
@@ -217,7 +216,7 @@ class Payload:
     """A record carrying a large buffer, as a clip carries its frames."""
 
     def __init__(self, value: int) -> None:
-        self.value, self.seen, self.skip_stages = value, [], frozenset()
+        self.value, self.seen = value, []
         self.frames = np.zeros(1 << 20, np.uint8)
 
 

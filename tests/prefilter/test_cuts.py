@@ -135,13 +135,13 @@ def test_fallback_when_transnetv2_cannot_load_is_recorded_or_an_error() -> None:
     # No GPU here: asking TransNetV2 for CUDA fails to load, a real failure of the configured detector.
     frames = montage(50, 2, height=180, width=320)
     config = Config(prefilter={"scene_cut": {"transnet_device": "cuda"}})
-    clip = detect_scene_cuts(Clip(SourceItem("x", "local", "x.mp4"), notes={"frames": frames}), config)
-    assert clip.notes["cut_detector"] == "adaptive" and "TransNetV2 unavailable" in clip.notes["cut_detector_fallback"]
-    assert clip.notes["cuts"] == [50]
+    clip = detect_scene_cuts(Clip(SourceItem("x", "local", "x.mp4"), frames=frames), config)
+    assert clip.cut_detector == "adaptive" and "TransNetV2 unavailable" in clip.cut_detector_fallback
+    assert clip.cuts == [50]
     strict = SceneCutConfig(transnet_device="cuda", fallback="error")
     with pytest.raises(Exception):
         detect_transitions(frames, 16.0, strict)
-    clip = detect_scene_cuts(Clip(SourceItem("y", "local", "y.mp4"), notes={"frames": frames}),
+    clip = detect_scene_cuts(Clip(SourceItem("y", "local", "y.mp4"), frames=frames),
                                 Config(prefilter={"scene_cut": strict.model_dump()}))
     assert clip.outcomes[0].reason == "scene_cut_error"
 
@@ -150,7 +150,7 @@ def test_fallback_when_transnetv2_cannot_load_is_recorded_or_an_error() -> None:
 def test_fallback_marks_the_windows() -> None:
     frames = scene_frames(90, height=180, width=320)
     config = Config(prefilter={"scene_cut": {"transnet_device": "cuda"}})
-    clip = detect_scene_cuts(Clip(SourceItem("z", "local", "z.mp4"), notes={"frames": frames}), config)
+    clip = detect_scene_cuts(Clip(SourceItem("z", "local", "z.mp4"), frames=frames), config)
     clip = cut_windows(clip, config)
     assert clip.windows[0].scores["scene_cut_fallback"] == 1.0
 

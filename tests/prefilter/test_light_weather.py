@@ -118,7 +118,7 @@ CASES = {
 
 def _prefilter(frames: np.ndarray) -> Clip:
     # 240x416 frames: the motion stage measures at 120 rows whatever it is given
-    clip = Clip(SourceItem("wall", "local", "wall.mp4"), notes={"frames": frames, "cuts": []})
+    clip = Clip(SourceItem("wall", "local", "wall.mp4"), frames=frames, cuts=[])
     return measure_motion(cut_windows(clip, Config()), Config())
 
 

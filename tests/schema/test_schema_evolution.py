@@ -13,7 +13,7 @@ from remind_curate.cli import main
 from schemas import jsonschema
 from schemas.migrate import migrate_members, plan
 from schemas.sample import ENTRIES, SampleMeta, SourceInfo
-from schemas.sample_io import decode_sample, npy_bytes
+from schemas.sample_io import decode_sample, npy_bytes, with_checksums
 from schemas.version import SCHEMA_VERSION, SchemaVersionError
 from tasks.shards.validate import iter_samples, validate_path
 from tests.schema.conftest import members_of, write_tar
@@ -62,8 +62,8 @@ def test_migrate_frozen_shard_to_current(frozen_shard: Path, tmp_path: Path, cap
         assert set(members) == set(old[key]) | {"checksums.json"} and next(iter(members)) == "checksums.json"
         for ext in old[key]:  # an older minor needs no change (schemas/version.py): everything byte for byte
             assert members[ext] == old[key][ext], ext
-        again, source, steps = migrate_members(members)
-        assert again == members and source == "1.0.0" and steps == []  # idempotent
+        again, source, steps = migrate_members(members, key)
+        assert again == members and source == "1.0.0" and [s.target for s in steps] == ["1.1.0"]  # idempotent
 
 
 def _sample_members(frozen_shard: Path) -> dict[str, bytes]:
@@ -82,6 +82,7 @@ def test_newer_minor_is_read_and_its_additions_kept(frozen_shard: Path, tmp_path
     members = _with_meta(_sample_members(frozen_shard), schema_version="1.9.0", future_field={"a": 1},
                          source={"kind": "synthetic", "uri": "u", "provenance": {}, "mirror": "m"})
     members["mask.npy"] = npy_bytes(np.zeros((81, 8), np.uint8))
+    members = with_checksums(members)  # required from 1.1.0: a 1.9.0 sample has them too
     shard = write_tar(tmp_path / "minor.tar", [("synthetic-0-00000-w00", members)])
     report = validate_path(shard, decode_video=False)
     assert report.ok, [str(p) for p in report.problems]
@@ -92,7 +93,7 @@ def test_newer_minor_is_read_and_its_additions_kept(frozen_shard: Path, tmp_path
 
 @pytest.mark.parametrize("version,expected", [
     ("2.0.0", "schema_version 2.0.0 is a newer major version than this reader's"),
-    ("0.9.0", "older major version than this reader's 1.1.0: run `remind-curate migrate OLD NEW`"),
+    ("0.9.0", "older than the first released format 1.0.0: no remind-curate wrote it, and nothing can migrate it"),
     ("1.x", "schema_version '1.x' is not MAJOR.MINOR.PATCH"),
 ])
 def test_other_majors_are_refused_with_what_to_do(frozen_shard: Path, tmp_path: Path, version: str,
@@ -108,7 +109,8 @@ def test_a_major_without_a_registered_migration_cannot_be_migrated() -> None:
         plan("0.9.0")
     with pytest.raises(SchemaVersionError, match="newer than this program"):
         plan("2.0.0")
-    assert plan("1.0.0") == plan("1.99.0") == []  # the same major: read as it is
+    assert [step.target for step in plan("1.0.0")] == ["1.1.0"]  # adds checksums.json, nothing restamped
+    assert plan("1.1.0") == plan("1.99.0") == []  # the same major: read as it is
 
 
 def test_writers_stay_strict() -> None:

@@ -82,3 +82,18 @@ def test_caption_sources_truth_dataset_and_vlm_first() -> None:
     assert (choose_caption(shipped).source, choose_caption(shipped).text) == ("dataset", "A dataset caption.")
     shipped.vlm = {"decision": "rejected", "verdict": None}
     assert choose_caption(shipped).source == "dataset"
+
+
+def test_a_window_caption_is_chosen_once_and_kept_on_it() -> None:
+    """The sample's meta, its manifest row and the row's caption source all read the one choice kept on the window
+    (the write stage chooses it, after the judge), never a second choice that could disagree."""
+    from tasks.captions import caption_of
+
+    item = SourceItem("synthetic-0-00000", "synthetic", "synthetic://0")
+    window = Window(item, 0, 0, np.zeros((2, 8, 8, 3), np.uint8), (0.0, 0.1),
+                    truth=GroundTruth(np.zeros((2, 4, 4), np.float32), np.zeros((2, 3, 3), np.float32),
+                                      caption="Truth: the level rises."))
+    choice = caption_of(window)
+    assert window.caption_choice is choice and (choice.source, choice.text) == ("truth", "Truth: the level rises.")
+    _accepted(window)  # too late to change what the sample already says
+    assert caption_of(window) is choice and choose_caption(window).source == "vlm"

@@ -70,7 +70,8 @@ class ContextRope(nn.Module):
             raise ValueError("chunk-causal attention needs a temporal patch size of 1")
         pph, ppw = height // p_h, width // p_w
         device = hidden_states.device
-        ctx = ctx or CausalContext(torch.arange(num_frames), torch.zeros(num_frames, dtype=torch.long), causal=False)
+        if ctx is None:  # the stock call: every frame at its own position, full attention
+            ctx = CausalContext(torch.arange(num_frames), torch.zeros(num_frames, dtype=torch.long), causal=False)
         # layout checks and the mask key on the host copies: no device->host sync in a training step
         positions_host, slots_host = ctx.positions.cpu(), ctx.slots.cpu()
         if positions_host.shape != (num_frames,) or slots_host.shape != (num_frames,):
@@ -137,12 +138,60 @@ def _runs(slots: torch.Tensor) -> tuple[tuple[int, int], ...]:
     return tuple(zip(values.tolist(), counts.tolist()))
 
 
+class CausalWanTransformer(WanTransformer3DModel):
+    """The stock model with a forward that takes the ``CausalContext`` as an argument.
+
+    ``checkpoint_blocks``: the first N blocks recompute their activations in the backward pass (gradient
+    checkpointing where memory demands it; the stock switch ``enable_gradient_checkpointing`` means all of them).
+    """
+
+    checkpoint_blocks: int = 0
+
+    def to_json_string(self) -> str:  # checkpoints stay stock diffusers folders: the stock class name
+        return super().to_json_string().replace(f'"{type(self).__name__}"', f'"{WanTransformer3DModel.__name__}"', 1)
+
+    def forward(self, hidden_states: torch.Tensor, timestep: torch.Tensor, encoder_hidden_states: torch.Tensor,
+                ctx: CausalContext | None = None, encoder_hidden_states_image: torch.Tensor | None = None,
+                return_dict: bool = True, attention_kwargs: dict | None = None) -> tuple[torch.Tensor]:
+        batch, _, frames, height, width = hidden_states.shape
+        p_t, p_h, p_w = self.config.patch_size
+        rotary = self.rope(hidden_states, ctx)
+        x = self.patch_embedding(hidden_states).flatten(2).transpose(1, 2).contiguous()
+        per_token = timestep.shape[1] if timestep.ndim == 2 else None
+        temb, projection, text, image = self.condition_embedder(
+            timestep.flatten() if per_token else timestep, encoder_hidden_states, encoder_hidden_states_image,
+            timestep_seq_len=per_token)
+        projection = projection.unflatten(2 if per_token else 1, (6, -1))
+        if image is not None:
+            text = torch.concat([image, text], dim=1)
+        recomputed = 0
+        if torch.is_grad_enabled():
+            recomputed = len(self.blocks) if self.gradient_checkpointing else self.checkpoint_blocks
+        for index, block in enumerate(self.blocks):
+            if index < recomputed:
+                x = torch.utils.checkpoint.checkpoint(block, x, text, projection, rotary, use_reentrant=False)
+            else:
+                x = block(x, text, projection, rotary)
+        if temb.ndim == 3:
+            shift, scale = (self.scale_shift_table.unsqueeze(0) + temb.unsqueeze(2)).chunk(2, dim=2)
+            shift, scale = shift.squeeze(2), scale.squeeze(2)
+        else:
+            shift, scale = (self.scale_shift_table + temb.unsqueeze(1)).chunk(2, dim=1)
+        x = self.proj_out((self.norm_out(x.float()) * (1 + scale) + shift).type_as(x))
+        x = x.reshape(batch, frames // p_t, height // p_h, width // p_w, p_t, p_h, p_w, -1)
+        return (x.permute(0, 7, 1, 4, 2, 5, 3, 6).flatten(6, 7).flatten(4, 5).flatten(2, 3),)
+
+
 def resolve_backend(backend: str, device: torch.device) -> str:
     return ("flex" if device.type == "cuda" else "dense") if backend == "auto" else backend
 
 
-def attach_remind(model: WanTransformer3DModel, pm: PMRoPEConfig, backend: str = "dense") -> WanTransformer3DModel:
+def attach_remind(model: WanTransformer3DModel, pm: PMRoPEConfig, backend: str = "dense") -> CausalWanTransformer:
     """Extend ``model`` in place (idempotent): context rope, per-layer processors, zero-initialised PM-RoPE."""
+    if type(model) is WanTransformer3DModel:  # the class swap torch's fully_shard also does: same module, new forward
+        model.__class__ = CausalWanTransformer
+    if not isinstance(model, CausalWanTransformer):
+        raise TypeError(f"attach_remind extends a WanTransformer3DModel, not a {type(model).__name__}")
     if not isinstance(model.rope, ContextRope):
         model.rope = ContextRope(model.rope, backend)
     model.rope.backend = backend
@@ -174,17 +223,13 @@ def remind_forward(
 ) -> torch.Tensor:
     """Velocity prediction (B, C, F, H, W) for latents (B, C, F, H, W) with per-frame timesteps (B, F) in 0..1000.
 
-    ``model`` may be wrapped (DDP): the context goes to the inner module's rope, the call to the wrapper.
+    ``model`` is a ``CausalWanTransformer``, possibly wrapped (DDP): the call goes through the wrapper.
     """
     inner = getattr(model, "module", model)
     p_t, p_h, p_w = inner.config.patch_size
     tokens_per_frame = (latents.shape[3] // p_h) * (latents.shape[4] // p_w)
     token_timesteps = timesteps.repeat_interleave(tokens_per_frame, dim=1)
-    inner.rope.pending = ctx
-    try:
-        return model(latents, timestep=token_timesteps, encoder_hidden_states=text, return_dict=False)[0]
-    finally:
-        inner.rope.pending = None
+    return model(latents, token_timesteps, text, ctx, return_dict=False)[0]
 
 
 def load_transformer(cfg: ModelConfig, seed: int = 0) -> WanTransformer3DModel:
@@ -196,14 +241,17 @@ def load_transformer(cfg: ModelConfig, seed: int = 0) -> WanTransformer3DModel:
         return WanTransformer3DModel(patch_size=(1, 2, 2), **cfg.tiny.model_dump())
 
 
-def build_model(cfg: ModelConfig, device: torch.device, seed: int = 0) -> WanTransformer3DModel:
-    """Load, move to ``device``, extend, and switch on gradient checkpointing if configured."""
+def build_model(cfg: ModelConfig, device: torch.device, seed: int = 0) -> CausalWanTransformer:
+    """Load, move to ``device``, extend; then the configured gradient checkpointing and per-block compilation."""
     model = load_transformer(cfg, seed).to(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + 1)
-        attach_remind(model, cfg.pm_rope, resolve_backend(cfg.attention_backend, device))
-    if cfg.gradient_checkpointing:
-        model.enable_gradient_checkpointing()
+        model = attach_remind(model, cfg.pm_rope, resolve_backend(cfg.attention_backend, device))
+    checkpointing = cfg.gradient_checkpointing
+    model.checkpoint_blocks = len(model.blocks) if checkpointing is True else min(int(checkpointing), len(model.blocks))
+    if cfg.compile_blocks:
+        for block in model.blocks:
+            block.compile(backend=cfg.compile_backend)  # in place: the state-dict keys stay the stock ones
     return model
 
 

@@ -1,0 +1,124 @@
+"""`validate` is bounded whatever a shard holds: JSON built to be slow is judged in under 2 s with its
+`shard: key: problem` line, and the peak memory of the command stays under 300 MiB on a shard with a 200 MiB
+header, 64 members at their caps and 10,000 tiny samples."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from remind_curate.cli import main
+from schemas.constants import DEPTH_HEIGHT, DEPTH_WIDTH, NUM_FRAMES
+from schemas.sample import ENTRIES, JSON_MAX_BYTES, MP4_MAX_BYTES
+from schemas.sample_io import npy_bytes, with_checksums
+from tasks.shards.validate import iter_samples
+from tests.schema.conftest import members_of, write_tar
+
+pytestmark = pytest.mark.timeout(300)
+ROOT = Path(__file__).resolve().parents[2]
+KEY = "synthetic-0-00000-w00"
+
+HOSTILE = {  # sample key -> (member, bytes, the problem validate must name)
+    "quotes": ("graph.json", b'{"a":"' + b'\\"' * (1 << 19) + b'"}',
+               "graph.json: JSON string of 1048578 bytes at byte 5, more than the 65536 allowed (not parsed)"),
+    "deep": ("meta.json", b"[" * 10_000 + b"]" * 10_000,
+             "meta.json: JSON nested 10000 levels deep, more than the 64 allowed (not parsed)"),
+    "number": ("graph.json", b'{"a":' + b"7" * (1 << 20) + b"}",
+               "graph.json: JSON number of more than 64 characters at byte 5 (not parsed)"),
+    "keys": ("meta.json", b"{" + b'"k":0,' * 999_999 + b'"k":0}',
+             "meta.json: JSON holds 2000000 values, more than the 100000 allowed (not parsed)"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_hostile_json_is_judged_in_bounded_time(name: str, small_shard: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    member, data, problem = HOSTILE[name]
+    good = members_of(next(iter_samples(small_shard)))
+    shard = write_tar(tmp_path / "hostile.tar", [(name, with_checksums({**good, member: data}))])
+    start = time.perf_counter()
+    assert main(["validate", "--no-video", str(shard)]) == 1
+    seconds = time.perf_counter() - start
+    lines = capsys.readouterr().err.splitlines()
+    assert f"hostile.tar: {name}: {problem}" in lines, lines
+    assert seconds < 2.0, f"{name}: {seconds:.2f} s"
+
+
+def _header(name: str, size: int, kind: bytes = tarfile.REGTYPE) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.type = size, kind
+    return info.tobuf(format=tarfile.USTAR_FORMAT)
+
+
+def _member(handle, name: str, data: bytes | int, kind: bytes = tarfile.REGTYPE) -> None:
+    """A member whose data is ``data``, or that many zero bytes left as a hole (no disk, no time to write)."""
+    size = data if isinstance(data, int) else len(data)
+    handle.write(_header(name, size, kind))
+    if isinstance(data, int):
+        handle.seek(size, os.SEEK_CUR)
+    else:
+        handle.write(data)
+    handle.seek(-size % 512, os.SEEK_CUR)
+
+
+def _capped_members() -> dict[str, bytes | int]:
+    """64 members, each as large as its entry allows: documents that parse, arrays that load, videos of zeros."""
+    text = json.dumps(["x" * 60_000] * (JSON_MAX_BYTES // 60_010)).encode()
+    members: dict[str, bytes | int] = {"mp4": MP4_MAX_BYTES, "degraded.mp4": MP4_MAX_BYTES, "graph.json": text,
+                                       "meta.json": text, "txt": b"a" * ENTRIES["txt"].max_bytes,
+                                       "degraded.txt": b"b" * ENTRIES["degraded.txt"].max_bytes}
+    wide = np.zeros((NUM_FRAMES, DEPTH_HEIGHT, DEPTH_WIDTH), np.float64)  # a wrong dtype, just under the cap
+    for ext in ("depth.npy", "depth_conf.npy"):
+        members[ext] = npy_bytes(wide)
+    for ext in ("camera.npy", "intrinsics.npy", "degraded_camera.npy", "degraded_intrinsics.npy"):
+        members[ext] = npy_bytes(np.zeros(ENTRIES[ext].max_bytes // 8 - 64, np.float64))
+    for i in range(64 - len(members) - 1):
+        members[f"future{i:02d}.json"] = text
+    members["checksums.json"] = json.dumps({"sha256": {"k": "0" * 64}, "pad": "p" * 60_000}).encode()
+    assert len(members) == 64 and all((m if isinstance(m, int) else len(m)) <= 2 * JSON_MAX_BYTES
+                                      or m == MP4_MAX_BYTES for m in members.values())
+    return members
+
+
+def _hostile_shard(path: Path) -> Path:
+    with open(path, "wb") as handle:
+        _member(handle, "a.x", 200 << 20, tarfile.XHDTYPE)  # a 200 MiB pax header: tarfile reads it whole
+        _member(handle, "a.mp4", b"\0" * 100)
+        _member(handle, "././@LongLink", 200 << 20, tarfile.GNUTYPE_LONGNAME)  # and a 200 MiB GNU long name
+        _member(handle, "b.mp4", b"\0" * 100)
+        for ext, data in _capped_members().items():
+            _member(handle, f"big.{ext}", data)
+        for i in range(10_000):
+            _member(handle, f"tiny{i:05d}.txt", b"t")
+        handle.write(b"\0" * 1024)
+    return path
+
+
+def test_peak_memory_of_validate_stays_bounded(tmp_path: Path) -> None:
+    shard = _hostile_shard(tmp_path / "hostile.tar")
+    assert shard.stat().st_size > 900 << 20
+    command = [sys.executable, "-c", "import sys; from remind_curate.cli import main; sys.exit(main(sys.argv[1:]))",
+               "validate", str(shard)]
+    with open(tmp_path / "err.txt", "wb") as err:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)  # this child's own peak, not the test process's
+        process.returncode = os.waitstatus_to_exitcode(status)
+    lines = (tmp_path / "err.txt").read_text().splitlines()
+    assert process.returncode == 1, lines[-5:]
+    peak_mib = usage.ru_maxrss / 1024
+    assert peak_mib <= 300, f"peak RSS {peak_mib:.0f} MiB"
+    assert "hostile.tar: a: mp4: extended header (x) of 209715200 bytes, more than the 65536 allowed: it and the " \
+           "member it describes were not read" in lines, lines[:5]
+    assert "hostile.tar: b: mp4: extended header (L) of 209715200 bytes, more than the 65536 allowed: it and the " \
+           "member it describes were not read" in lines, lines[:5]
+    assert "hostile.tar: big: graph.json: expected a JSON object, got list" in lines  # 8 MiB parsed, then judged
+    assert "hostile.tar: big: depth.npy dtype is float64, expected float16" in lines  # 16 MiB loaded, then judged
+    assert any(line.startswith("hostile.tar: big: mp4 does not decode") for line in lines), lines[:20]
+    assert "hostile.tar: tiny09999: missing required entry 'mp4'" in lines
