@@ -8,11 +8,12 @@ the callers.
 """
 from __future__ import annotations
 
-import tarfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
+
+from schemas.shards import shard_keys as shard_members
 
 
 class StorageError(RuntimeError):
@@ -22,16 +23,6 @@ class StorageError(RuntimeError):
 def is_url(out: str | Path) -> bool:
     """An object-store URL (``scheme://...``), as opposed to a folder."""
     return isinstance(out, str) and "://" in out and not out.startswith("file://")
-
-
-def shard_members(shard: Path | BinaryIO) -> dict[str, list[str]]:
-    """key -> member extensions of one shard (headers only; no payload is read). ``shard`` may be an open file."""
-    members: dict[str, list[str]] = {}
-    with (tarfile.open(fileobj=shard, mode="r:") if hasattr(shard, "read") else tarfile.open(shard, "r:")) as tar:
-        for info in tar:
-            key, _, ext = info.name.partition(".")
-            members.setdefault(key, []).append(ext)
-    return members
 
 
 class OutputStore:

@@ -154,9 +154,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from tasks.evaluate.run import evaluate
+    from tasks.evaluate.run import UnreviewedExamples, evaluate
 
-    table = evaluate([Path(v) for v in args.videos], Path(args.out), Path(args.config) if args.config else None)
+    try:
+        table = evaluate([Path(v) for v in args.videos], Path(args.out), Path(args.config) if args.config else None)
+    except UnreviewedExamples as exc:  # the table is written; the run is not a verdict
+        print((Path(args.out) / "table.md").read_text(), end="")
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     print((Path(args.out) / "table.md").read_text(), end="")
     return 0 if table["variants"] else 1
 

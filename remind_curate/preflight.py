@@ -235,6 +235,7 @@ def _ingest(a: argparse.Namespace) -> None:
     config = run_config(a.config, _ray_overrides(a.ray_address))
     if config.ray.enabled:
         local_ray_disk(config.ray)
+        cut_detector_installed(config.prefilter.scene_cut)  # the nodes get the driver's pins (engine/runtime.py)
     else:
         cut_detector_precision(config.prefilter.scene_cut)
     output(a.out)

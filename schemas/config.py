@@ -42,8 +42,9 @@ class SceneCutConfig(_Section):
                                   "the other stages' threads share the cores, so more threads mostly wait; 0: torch's "
                                   "default (all cores).")
     fallback: Literal["adaptive", "content", "error"] = Field(
-        "adaptive", description="When TransNetV2 cannot load: this PySceneDetect detector (windows record "
-                                "scene_cut_fallback = 1), or error.")
+        "error", description="When TransNetV2 cannot load: error (the default: a run is never silently another), "
+                             "or the PySceneDetect detector named here (windows record scene_cut_fallback = 1 and "
+                             "the report says it happened).")
     same_scene_ncc: float = Field(0.5, ge=0, le=1, description="A detected transition whose frames before and "
                                   "after correlate at least this well once the light is normalised out is a lighting "
                                   "change, not a cut (1 turns the check off).")

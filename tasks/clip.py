@@ -65,6 +65,7 @@ class Clip:
     transitions: list[tuple[int, int]] = field(default_factory=list)  # (first, last) frame of each transition
     cut_detector: str | None = None
     cut_detector_fallback: str | None = None  # why the configured detector was not used
+    cut_model_fraction: float | None = None  # share of the source's frames TransNetV2 scored (the cascade's cost)
     carried: list[ManifestRow] = field(default_factory=list)  # rows an earlier run decided (a cache source's)
 
     def drop(self, window: Window, outcome: Outcome) -> None:

@@ -67,6 +67,7 @@ def detect_scene_cuts(clip: Clip, config: Config) -> Clip:
             clip.cuts = boundary_frames(result.transitions, len(frames))
             clip.transitions = [(t.start, t.end) for t in result.transitions]
             clip.cut_detector = result.detector
+            clip.cut_model_fraction = result.model_fraction(len(frames))
             if result.fallback_reason:
                 clip.cut_detector_fallback = result.fallback_reason
         except Exception as exc:  # noqa: BLE001

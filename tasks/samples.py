@@ -98,6 +98,8 @@ class ClipResult:
     clip_id: str
     rows: list[ManifestRow]
     timings: dict[str, float]
+    cut_model_fraction: float | None = None  # share of frames TransNetV2 scored
+    cut_detector_fallback: str | None = None  # why the configured cut detector was not used
 
 
 def write_samples(clip: Clip, run: RunContext) -> ClipResult:
@@ -123,7 +125,8 @@ def write_samples(clip: Clip, run: RunContext) -> ClipResult:
     save_thumbnails(clip, run)
     clip.timings["write-samples"] = time.perf_counter() - started
     commit_clip(clip, rows, run)
-    return ClipResult(clip.item.clip_id, rows, dict(clip.timings))
+    return ClipResult(clip.item.clip_id, rows, dict(clip.timings), clip.cut_model_fraction,
+                      clip.cut_detector_fallback)
 
 
 BuildGraph = function_stage(build_samples, input_type=Clip, output_type=Clip, name="build-graph")

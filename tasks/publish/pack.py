@@ -12,12 +12,12 @@ import errno
 import os
 import re
 import shutil
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.ledger import published_index
 from engine.run import RunContext
+from schemas.shard_writer import ShardWriter, member_order
 
 SHARD_RE = re.compile(r"^shard-(\d{6})\.tar$")
 _TAR_OVERHEAD = 1024  # header + padding per member, generously
@@ -41,39 +41,30 @@ class PackResult:
 
 
 def _sample_files(directory: Path) -> list[Path]:
-    order = {"checksums.json": -1, "mp4": 0, "degraded.mp4": 1, "graph.json": 2, "meta.json": 3}  # sums first
-    return sorted((p for p in directory.iterdir() if p.is_file()), key=lambda p: (order.get(p.name, 9), p.name))
+    return sorted((p for p in directory.iterdir() if p.is_file()), key=lambda p: member_order(p.name))
 
 
-class _ShardWriter:
+class _Shard:
+    """One shard being packed: the one shard writer (schemas/shard_writer.py) under OUT/.tmp, the sample count and
+    the byte estimate the pack limits use, and what a full disk means to the user."""
+
     def __init__(self, run: RunContext, number: int):
         self.run = run
         self.name = f"shard-{number:06d}.tar"
-        self.tmp = run.tmp / f"{self.name}.part"
-        self.tar = tarfile.open(self.tmp, "w", format=tarfile.USTAR_FORMAT)
-        self.keys: list[str] = []
+        self.writer = ShardWriter(run.shards / self.name, run.tmp)
+        self.keys = self.writer.keys
         self.bytes = 0
 
     def add(self, key: str, files: list[Path]) -> None:
         try:
-            for path in files:
-                info = tarfile.TarInfo(f"{key}.{path.name}")
-                info.size = path.stat().st_size
-                info.mode, info.mtime = 0o444, 0  # deterministic members
-                with open(path, "rb") as handle:
-                    self.tar.addfile(info, handle)
-                self.bytes += info.size + _TAR_OVERHEAD
+            self.writer.add(key, [(path.name, path) for path in files])
         except OSError as exc:
             raise self._failed(exc) from exc
-        self.keys.append(key)
+        self.bytes += sum(path.stat().st_size + _TAR_OVERHEAD for path in files)
 
     def _failed(self, exc: OSError) -> OSError:
         """Drop the partial shard (never visible under shards/); say what to do when the disk is full."""
-        try:
-            self.tar.close()
-        except OSError:
-            pass
-        self.tmp.unlink(missing_ok=True)
+        self.writer.discard()
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             return exc
         return OSError(exc.errno, f"{os.strerror(exc.errno)} while writing {self.name} under {self.run.out}: the "
@@ -82,20 +73,11 @@ class _ShardWriter:
 
     def publish(self) -> int:
         try:
-            self.tar.close()
-            with open(self.tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
+            size = self.writer.publish()
         except OSError as exc:
             raise self._failed(exc) from exc
-        final = self.run.shards / self.name
-        os.replace(self.tmp, final)
-        dir_fd = os.open(self.run.shards, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        self.run.store.publish_shard(final, self.keys)  # OUT on object storage: one atomic upload
-        return final.stat().st_size
+        self.run.store.publish_shard(self.run.shards / self.name, self.keys)  # OUT on object storage: one upload
+        return size
 
 
 def pack_shards(run: RunContext, keys: list[str]) -> PackResult:
@@ -105,7 +87,7 @@ def pack_shards(run: RunContext, keys: list[str]) -> PackResult:
     numbers = [int(m.group(1)) for name in published_shards(run) if (m := SHARD_RE.match(name))]
     next_number = max(numbers, default=-1) + 1
     result = PackResult(dict(index))
-    writer: _ShardWriter | None = None
+    writer: _Shard | None = None
     for key in keys:
         if key in index:
             continue
@@ -117,7 +99,7 @@ def pack_shards(run: RunContext, keys: list[str]) -> PackResult:
             result.new_shards.append(writer.name)
             writer = None
         if writer is None:
-            writer = _ShardWriter(run, next_number)
+            writer = _Shard(run, next_number)
             next_number += 1
         writer.add(key, files)
         result.key_to_shard[key] = writer.name

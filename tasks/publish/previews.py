@@ -1,31 +1,16 @@
 """Contact sheets for the run report: a few published samples per interruption kind."""
 from __future__ import annotations
 
-import tarfile
 import textwrap
 from collections import defaultdict
 from pathlib import Path
 
-
 from schemas.manifest import ManifestRow
 from schemas.sample_io import decode_sample
+from schemas.shards import read_sample
 from tasks.publish.preview import render_preview
 from engine.run import RunContext
 from tasks.publish.pack import shard_file
-
-
-def read_sample(shard: Path, key: str) -> dict[str, bytes]:
-    raw: dict[str, bytes] = {"__key__": key}  # type: ignore[dict-item]
-    with tarfile.open(shard, "r:") as tar:
-        for info in tar:
-            name_key, _, ext = info.name.partition(".")
-            if name_key == key:
-                handle = tar.extractfile(info)
-                assert handle is not None
-                raw[ext] = handle.read()
-    if len(raw) == 1:
-        raise KeyError(f"no sample '{key}' in {shard}")
-    return raw
 
 
 def preview_sample(shard: Path, key: str, out_png: Path) -> Path:

@@ -25,18 +25,30 @@ class RunStats:
     notes: list[str] = field(default_factory=list)
     previews: list[str] = field(default_factory=list)
     pipeline: dict[str, Any] = field(default_factory=dict)  # engine.metrics.PipelineMetrics.summary()
+    cut_model_fraction: dict[str, float] = field(default_factory=dict)  # clip id -> frames TransNetV2 scored
+    cut_fallbacks: dict[str, str] = field(default_factory=dict)  # clip id -> why the configured detector was not used
 
     def add(self, result: Any) -> None:
         """Account one finished clip (a tasks.samples.ClipResult)."""
         self.clips_processed += 1
         for stage, seconds in result.timings.items():
             self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
+        if getattr(result, "cut_model_fraction", None) is not None:
+            self.cut_model_fraction[result.clip_id] = round(result.cut_model_fraction, 4)
+        if getattr(result, "cut_detector_fallback", None):
+            self.cut_fallbacks[result.clip_id] = result.cut_detector_fallback
 
     def finish(self, started: float, new_shards: list[str], config: Any) -> None:
         import time
 
         self.wall_s = time.perf_counter() - started
         self.new_shards = new_shards
+        if self.cut_fallbacks:
+            reasons = Counter(self.cut_fallbacks.values())
+            self.notes.append(f"Scene cuts: the configured detector ({config.prefilter.scene_cut.detector}) was not "
+                              f"used for {len(self.cut_fallbacks)} source(s); prefilter.scene_cut.fallback "
+                              f"({config.prefilter.scene_cut.fallback}) decided instead: "
+                              + "; ".join(f"{why} ({n})" for why, n in reasons.most_common()))
         if not config.vlm.enabled:
             self.notes.append("The VLM judge is off (offline profile: random weights cannot judge); the motion "
                               "and scene-cut pre-filter decided acceptance. Use configs/gpu.yaml for Qwen3-VL. "
@@ -88,6 +100,10 @@ def summarise(run: RunContext, rows: list[ManifestRow], stats: RunStats) -> dict
         # Share of the executor's wall time each stage's workers were busy: the busiest stage is the bottleneck.
         "stage_busy_fraction": {k: v["busy_fraction"] for k, v in (stats.pipeline.get("stages") or {}).items()},
         "pipeline": stats.pipeline,
+        "scene_cuts": {"model_frame_fraction": round(sum(stats.cut_model_fraction.values())
+                                                     / len(stats.cut_model_fraction), 4)
+                       if stats.cut_model_fraction else None,
+                       "per_source": stats.cut_model_fraction, "fallbacks": stats.cut_fallbacks},
         "redo_reasons": stats.redo_reasons, "source_stats": stats.source_stats, "notes": stats.notes,
         "previews": stats.previews, "vlm_audit": vlm_audit(run, rows),
     }
@@ -116,7 +132,12 @@ def render_markdown(summary: dict[str, Any]) -> str:
         lines += ["> **No sample was accepted.** Check the reasons below before using this output.", ""]
     lines += [f"- inputs: {summary['inputs']}, candidate rows: {summary['rows']}",
               f"- processed now: {summary['clips_processed']} clips in {summary['wall_s']} s "
-              f"({summary['clips_per_s']} clips/s); reused from an earlier attempt: {summary['clips_reused']}", ""]
+              f"({summary['clips_per_s']} clips/s); reused from an earlier attempt: {summary['clips_reused']}"]
+    cuts = summary.get("scene_cuts") or {}
+    if cuts.get("model_frame_fraction") is not None:
+        lines += [f"- scene cuts: TransNetV2 scored {cuts['model_frame_fraction']:.0%} of the frames of "
+                  f"{len(cuts['per_source'])} sources (the cheap screen cleared the rest; per source in metrics.json)"]
+    lines += [""]
     for note in summary["notes"]:
         lines += [f"> {note}", ""]
     lines += _table("Rows by status", status)

