@@ -70,7 +70,7 @@ def node_id() -> str:
 
 class StageWorker:
     """One worker of a stage: constructs the stage and runs ``setup()`` once, then maps batches through
-    ``apply_stage`` (failed and skipping records pass through; one bad record fails alone). An actor-pool stage
+    ``apply_stage`` (failed records pass through; one bad record fails alone). An actor-pool stage
     is this class itself (Ray Data builds one per actor); a task stage reaches it through ``run_task_batch``."""
 
     def __init__(self, stage_cls: type[ProcessingStage], config: Any, run: Any):
