@@ -33,7 +33,7 @@ def test_pyproject_declares_exactly_the_pins_of_requirements_base() -> None:
     base = _requirements("base.txt")
     assert declared == base, (f"only in pyproject: {sorted(declared - base)}; "
                               f"only in requirements/base.txt: {sorted(base - declared)}")
-    assert {_name(r) for r in extras["test"]} == {"pytest", "pytest-timeout"}
+    assert {_name(r) for r in extras["test"]} == {"pytest", "pytest-timeout", "datasets"}
     assert "torch==2.14.1" in default and not {_name(r) for r in default} & {"pytest", "moviepy", "evo"}
 
 
