@@ -3,6 +3,10 @@ VLM judge -> cameras -> graph -> write, streamed clip by clip by the executor] -
 report. Each step is a stage in tasks/; the executor (engine/) decides where and how many; this file only composes."""
 from __future__ import annotations
 
+import os
+
+from prefect.settings import get_current_settings
+
 from engine.executor import run_pipeline
 from engine.run import RunContext
 from engine.run_setup import accepted_keys
@@ -29,6 +33,9 @@ def curate(listing: SourceListing, pipeline: Pipeline, config: Config, run: RunC
            notes: tuple[str, ...] = ()) -> dict:
     """The DAG after the sources are listed, shared by ingest and regenerate: the unfinished inputs through the
     pipeline's stages (streamed by the executor) -> pack -> manifest -> previews -> report."""
+    api = get_current_settings().api.url  # Ray workers talk to this run's Prefect API (engine.runtime.worker_env_vars)
+    if api:
+        os.environ["PREFECT_API_URL"] = str(api)
     work = split_finished(listing.items, run)
     stats = RunStats(clips_reused=len(work.done_rows), redo_reasons=work.redo_reasons, source_stats=listing.stats)
     execution = run_pipeline(work.todo, pipeline, config, run)
