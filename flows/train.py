@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 def train_task(shards: str, config: str | None, out: str, max_steps: int | None = None) -> dict:
     from training.run import train
 
-    return train(Path(shards), Path(config) if config else None, Path(out), max_steps=max_steps)
+    return train(shards, Path(config) if config else None, out, max_steps=max_steps)  # paths or s3:// URLs
 
 
 @flow(name="train", log_prints=True)

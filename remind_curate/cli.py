@@ -128,8 +128,8 @@ def cmd_preview(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from training.run import train
 
-    result = train(Path(args.shards), Path(args.config) if args.config else None, Path(args.out),
-                   max_steps=args.max_steps)
+    result = train(args.shards, Path(args.config) if args.config else None, args.out,  # paths or s3:// URLs
+                   max_steps=args.max_steps, ray_address=args.ray_address)
     print(json.dumps(result, indent=1, default=str))
     return 0
 
@@ -242,10 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_preview)
 
     p = sub.add_parser("train", help="train the causal Wan DiT on shards (Ray Train)")
-    p.add_argument("--shards", required=True)
+    p.add_argument("--shards", required=True, help="a folder of *.tar or s3://bucket/prefix")
     p.add_argument("--config")
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", required=True, help="a folder or s3://bucket/prefix (checkpoints and logs)")
     p.add_argument("--max-steps", type=int, help="total steps (a resumed run continues up to this)")
+    p.add_argument("--ray-address", help="a running Ray cluster (else the config's ray.address, else a local Ray)")
     p.set_defaults(fn=cmd_train)
 
     p = sub.add_parser("encode", help="cache Wan-VAE latents as shards next to the originals (optional)")

@@ -288,10 +288,31 @@ def _shards(path: str) -> None:
         raise UsageError(f"--shards {path} holds no .tar shard (give the shards/ folder of an ingest output)")
 
 
+def _bucket_shards(url: str) -> None:
+    """--shards s3://bucket/prefix: *.tar objects directly under it, readable with the AWS environment."""
+    from training.storage import list_shards
+
+    try:
+        list_shards(url)
+    except Exception as exc:  # noqa: BLE001 - a missing prefix, credentials or endpoint: the user's configuration
+        raise UsageError(f"--shards {url}: {_describe(exc)}") from None
+
+
 def _train(a: argparse.Namespace) -> None:
-    _shards(a.shards)
-    local_ray_disk(train_config(a.config).ray)
-    writable_dir(a.out, "--out")
+    from training.run import bucket_input_problem
+    from training.storage import is_url
+
+    config = train_config(a.config)
+    if is_url(a.shards):
+        _bucket_shards(a.shards)
+        problem = bucket_input_problem(a.shards, config)
+        if problem:
+            raise UsageError(problem)
+    else:
+        _shards(a.shards)
+    if not a.ray_address:
+        local_ray_disk(config.ray)
+    output(a.out, "--out")
     if a.max_steps is not None and a.max_steps < 1:
         raise UsageError(f"--max-steps must be at least 1, got {a.max_steps}")
 

@@ -169,6 +169,10 @@ class RayTrainConfig(_Section):
     gpus_per_worker: float = Field(1.0, ge=0)
     torch_threads: int = Field(1, ge=1)
     strategy: Literal["ddp", "fsdp"] = Field("ddp", description="fsdp shards parameters, grads and optimiser state.")
+    placement_strategy: Literal["PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD"] = Field(
+        "PACK", description="Placement of the workers' bundles (STRICT_SPREAD: every worker on its own node).")
+    max_failures: int = Field(3, ge=-1, description="Worker-group restarts from the last checkpoint after a worker "
+                              "or node is lost (Ray Train FailureConfig; -1 = no limit).")
 
 
 class GenerateConfig(_Section):

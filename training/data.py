@@ -92,16 +92,20 @@ def decode_latent_row(raw: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def build_dataset(shards: Path, cfg: DataConfig, latent_dir: Path | None = None) -> Any:
-    """A Ray Dataset of frame rows (decoding MP4s in Ray Data tasks), or of latent rows from ``latent_dir``."""
+def build_dataset(shards: Path | str, cfg: DataConfig, latent_dir: Path | None = None) -> Any:
+    """A Ray Dataset of frame rows (decoding MP4s in Ray Data tasks), or of latent rows from ``latent_dir``.
+    ``shards`` is a local folder or an ``s3://bucket/prefix`` URL (read by every node from the bucket)."""
     import ray.data
+
+    from training.storage import list_shards
 
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # a fixed seed gives a fixed sample order
     pool = ray.data.TaskPoolStrategy(size=cfg.decode_concurrency)  # bounds the decoded rows in flight
-    paths = shard_paths(latent_dir if latent_dir is not None else shards)
+    fs, paths = list_shards(latent_dir if latent_dir is not None else shards)
     # One read task per shard: shards are read in parallel and split across the training workers.
-    raw = ray.data.read_webdataset(paths, decoder=None, override_num_blocks=len(paths), num_cpus=cfg.decode_cpus)
+    raw = ray.data.read_webdataset(paths, filesystem=fs, decoder=None, override_num_blocks=len(paths),
+                                   num_cpus=cfg.decode_cpus)
     if latent_dir is not None:
         return raw.map(decode_latent_row, num_cpus=cfg.decode_cpus, compute=pool)
     return raw.map(decode_row, fn_kwargs={"height": cfg.height, "width": cfg.width}, num_cpus=cfg.decode_cpus,

@@ -97,8 +97,9 @@ def heatmap(cfg: TrainConfig, model: torch.nn.Module, sample: TrainingSample, te
 
 def train_loop(cfg: TrainConfig, out: Path, rows: Iterator[dict[str, Any]], device: torch.device,
                resume_dir: Path | None = None, report: Report | None = None, rank: int = 0,
-               text_dir: Path | None = None) -> dict[str, Any]:
-    """Train until ``cfg.max_steps``; returns the last step's metrics. ``report`` receives each checkpoint."""
+               text_dir: Path | None = None, start_info: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train until ``cfg.max_steps``; returns the last step's metrics. ``report`` receives each checkpoint.
+    ``start_info`` is added to the run's start event (events.jsonl), e.g. the nodes of the workers."""
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.model, device, cfg.seed)
     for name, param in model.named_parameters():
@@ -117,12 +118,13 @@ def train_loop(cfg: TrainConfig, out: Path, rows: Iterator[dict[str, Any]], devi
     if rank == 0:
         with (out / "events.jsonl").open("a") as events:
             events.write(json.dumps({"event": "start", "step": step, "resumed": resume_dir is not None,
-                                     "time": time.time()}) + "\n")
+                                     "time": time.time(), **(start_info or {})}) + "\n")
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16" else nullcontext())
     first_sample: TrainingSample | None = None
     metrics: dict[str, Any] = {"step": step, "resumed_from": step}
     all_finite = torch.ones((), dtype=torch.bool, device=device)  # read back with the metrics, never per step
     synced_step, synced_at = step, time.perf_counter()
+    started_at = step  # every logged record says where its run (or resumed segment) started
 
     while step < cfg.max_steps:
         regime = sample_regime(cfg.curriculum.weights, np.random.default_rng([cfg.seed, step]))
@@ -154,7 +156,8 @@ def train_loop(cfg: TrainConfig, out: Path, rows: Iterator[dict[str, Any]], devi
             elapsed = (time.perf_counter() - synced_at) / (step - synced_step)
             synced_step, synced_at = step, time.perf_counter()
             metrics = {"step": step, "regime": regime, **averaged, "lr": scheduler.get_last_lr()[0],
-                       "step_time_s": elapsed, "samples_per_s": cfg.optim.grad_accum / elapsed}
+                       "step_time_s": elapsed, "samples_per_s": cfg.optim.grad_accum / elapsed,
+                       "resumed_from": started_at}
             if not bool(all_finite) or not all(math.isfinite(v) for v in averaged.values()):
                 raise FloatingPointError(f"non-finite metrics at or before step {step}: {averaged}")
             if log is not None and logged:

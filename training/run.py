@@ -1,14 +1,21 @@
 """``train(shards, config, out)``: the entry the CLI and the Prefect flow call. Ray Train TorchTrainer + resume.
 
-OUT holds ``config.yaml`` (the resolved config), ``metrics.jsonl``, ``heatmaps/*.png``, ``checkpoints/<run_name>/``
-(Ray Train checkpoints: model.safetensors, optim.pt, state.json) and ``summary.json``. A second call with the same
+OUT (a folder or ``s3://bucket/prefix``) holds ``config.yaml`` (the resolved config), ``metrics.jsonl``,
+``events.jsonl``, ``heatmaps/*.png``, ``checkpoints/<run_name>/`` (Ray Train checkpoints: the model, optim.pt,
+state.json and ``history/``, the logs up to the checkpoint's step) and ``summary.json``. A second call with the same
 OUT resumes from the latest checkpoint: Ray Train reattaches to the run of the same name and storage path and the
-workers restore it through ``ray.train.get_checkpoint()``.
+workers restore it through ``ray.train.get_checkpoint()``; a worker or node lost mid-run restarts the worker group
+from the latest checkpoint (``ray.max_failures``).
+
+No shared disk: the workers write their logs only on their own node and into each checkpoint; the driver writes
+OUT's logs and summary from the final checkpoint (read from the storage path: the bucket on a cluster).
 """
 from __future__ import annotations
 
 import contextlib
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +23,7 @@ from typing import Any
 import yaml
 
 from training.config import RayTrainConfig, TrainConfig, load_train_config
+from training.storage import display, download_tree, is_url, resolve, upload_tree
 
 
 @contextlib.contextmanager
@@ -29,8 +37,25 @@ def ray_session(cfg: RayTrainConfig) -> Iterator[None]:
         yield
 
 
+HISTORY = "history"  # in every checkpoint: metrics.jsonl, events.jsonl and heatmaps/ of the run up to its step
+
+
+def _node_ids(node: str) -> list[str]:
+    """The Ray node of every worker, by rank (one all-gather over the process group Ray Train set up)."""
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_initialized() or dist.get_world_size() == 1:
+        return [node]
+    nodes: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(nodes, node)
+    return [str(n) for n in nodes]
+
+
 def _worker(config: dict[str, Any]) -> None:
-    """Runs in every Ray Train worker."""
+    """Runs in every Ray Train worker. The loop writes its logs into a folder of this worker's own node; they leave
+    the node only inside each checkpoint (``history/``, uploaded by Ray Train to the storage path, a bucket on a
+    cluster) and come back with it on a restore, so a resumed run's log continues from the checkpoint's step."""
+    import ray
     import ray.train
     import ray.train.torch
     import torch
@@ -38,29 +63,40 @@ def _worker(config: dict[str, Any]) -> None:
     from training.data import MixtureSampler
     from training.loop import train_loop
 
-    cfg, out = TrainConfig.model_validate(config["train"]), Path(config["out"])
+    cfg = TrainConfig.model_validate(config["train"])
     text_dir = Path(config["text_dir"]) if config.get("text_dir") else None
     torch.set_num_threads(cfg.ray.torch_threads)
     rank = ray.train.get_context().get_world_rank()
     shard = ray.train.get_dataset_shard("train")
     rows = MixtureSampler(lambda: shard.iter_rows(), cfg.data.mixture, seed=cfg.seed + 7919 * rank)
+    node = ray.get_runtime_context().get_node_id()
+    start_info = {"nodes": _node_ids(node)}
 
-    def report(metrics: dict[str, Any], directory: Path | None) -> None:
-        checkpoint = ray.train.Checkpoint.from_directory(str(directory)) if directory is not None else None
-        ray.train.report(metrics, checkpoint=checkpoint)
+    with tempfile.TemporaryDirectory(prefix="remind-train-") as staging_dir:
+        staging = Path(staging_dir)
 
-    device = ray.train.torch.get_device()
-    checkpoint = ray.train.get_checkpoint()
-    if checkpoint is None:
-        train_loop(cfg, out, rows, device, None, report, rank, text_dir)
-        return
-    with checkpoint.as_directory() as directory:
-        train_loop(cfg, out, rows, device, Path(directory), report, rank, text_dir)
+        def report(metrics: dict[str, Any], directory: Path | None) -> None:
+            checkpoint = None
+            if directory is not None:
+                shutil.copytree(staging, directory / HISTORY)
+                checkpoint = ray.train.Checkpoint.from_directory(str(directory))
+            ray.train.report({**metrics, "node_id": node}, checkpoint=checkpoint)
+
+        device = ray.train.torch.get_device()
+        checkpoint = ray.train.get_checkpoint()
+        if checkpoint is None:
+            train_loop(cfg, staging, rows, device, None, report, rank, text_dir, start_info)
+            return
+        with checkpoint.as_directory() as directory:
+            if rank == 0 and (Path(directory) / HISTORY).is_dir():
+                shutil.copytree(Path(directory) / HISTORY, staging, dirs_exist_ok=True)
+            train_loop(cfg, staging, rows, device, Path(directory), report, rank, text_dir, start_info)
 
 
 def summarise(metrics_path: Path) -> dict[str, Any]:
     """First/last loss overall and per regime from metrics.jsonl."""
-    records = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    lines = metrics_path.read_text().splitlines() if metrics_path.is_file() else []
+    records = [json.loads(line) for line in lines if line.strip()]
     if not records:
         return {"logged_steps": 0}
     per_regime: dict[str, dict[str, float]] = {}
@@ -74,41 +110,86 @@ def summarise(metrics_path: Path) -> dict[str, Any]:
             "loss_last_quarter_mean": sum(r["loss"] for r in tail) / len(tail), "per_regime": per_regime}
 
 
-def train(shards: Path, config_path: Path | None, out: Path, max_steps: int | None = None) -> dict[str, Any]:
-    """Train on ``shards`` (a folder of *.tar) with the YAML ``config_path`` (None = tiny defaults) into ``out``."""
+def bucket_input_problem(shards: str, cfg: TrainConfig) -> str | None:
+    """Why ``cfg`` cannot train on shards in a bucket (the encode step's caches live beside local shards), or None."""
+    if cfg.data.latents == "cache":
+        return (f"data.latents: cache writes the latent cache beside local shards; for {shards} set "
+                "data.latents: on_the_fly (the VAE runs in the training workers)")
+    if cfg.text.encoder != "none":
+        return (f"text.encoder: {cfg.text.encoder} reads a text-embedding cache beside local shards; for {shards} "
+                "set text.encoder: none")
+    return None
+
+
+def _inputs(shards: str, cfg: TrainConfig) -> tuple[Path | None, Path | None]:
+    """The encode step's caches (latents, text embeddings) of local shards; shards in a bucket need none."""
+    from training.encode import encode_shards, encode_text_cache
+
+    if not is_url(shards):
+        latent_dir = encode_shards(Path(shards), cfg) if cfg.data.latents == "cache" else None
+        return latent_dir, encode_text_cache(Path(shards), cfg)
+    problem = bucket_input_problem(shards, cfg)
+    if problem:
+        raise ValueError(problem)
+    return None, None
+
+
+def train(shards: Path | str, config_path: Path | None, out: Path | str, max_steps: int | None = None,
+          ray_address: str | None = None) -> dict[str, Any]:
+    """Train on ``shards`` (a folder of *.tar or ``s3://bucket/prefix``) with the YAML ``config_path`` (None = tiny
+    defaults) into ``out`` (a folder or ``s3://bucket/prefix``: checkpoints and logs in the bucket).
+    ``ray_address`` (else the config's ``ray.address``) names a running cluster."""
     import ray.train
     from ray.train.torch import TorchTrainer
 
     from training.data import build_dataset
-    from training.encode import encode_shards, encode_text_cache
 
-    cfg = load_train_config(config_path, {"max_steps": max_steps} if max_steps else None)
-    out = Path(out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
-    with ray_session(cfg.ray):
-        latent_dir = encode_shards(Path(shards), cfg) if cfg.data.latents == "cache" else None
-        text_dir = encode_text_cache(Path(shards), cfg)
-        resources = {"CPU": cfg.ray.cpus_per_worker}
-        if cfg.ray.use_gpu:
-            resources["GPU"] = cfg.ray.gpus_per_worker
-        trainer = TorchTrainer(
-            _worker,
-            train_loop_config={"train": cfg.model_dump(mode="json"), "out": str(out),
-                               "text_dir": str(text_dir) if text_dir else None},
-            scaling_config=ray.train.ScalingConfig(num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
-                                                   resources_per_worker=resources),
-            run_config=ray.train.RunConfig(
-                name=cfg.run_name, storage_path=str(out / "checkpoints"),
-                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.keep_checkpoints)),
-            datasets={"train": build_dataset(Path(shards), cfg.data, latent_dir)},
-        )
-        result = trainer.fit()
-    starts = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines() if line.strip()]
-    summary = {**summarise(out / "metrics.jsonl"), "out": str(out),
-               "resumed_from_step": starts[-1]["step"] if starts and starts[-1]["resumed"] else None,
-               "checkpoint": result.checkpoint.path if result.checkpoint else None,
-               "latents": str(latent_dir) if latent_dir else None, "text": str(text_dir) if text_dir else None,
-               "heatmaps": sorted(str(p) for p in (out / "heatmaps").glob("*.png"))}
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    overrides: dict[str, Any] = {"max_steps": max_steps} if max_steps else {}
+    if ray_address:
+        overrides["ray"] = {"address": ray_address}
+    cfg = load_train_config(config_path, overrides or None)
+    shards = str(shards) if is_url(shards) else str(Path(shards).resolve())
+    fs, out_path = resolve(out)
+    remote = is_url(out)
+    with contextlib.ExitStack() as stack:
+        local = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="remind-train-out-"))) if remote \
+            else Path(out_path)
+        local.mkdir(parents=True, exist_ok=True)
+        (local / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+        with ray_session(cfg.ray):
+            latent_dir, text_dir = _inputs(shards, cfg)
+            resources = {"CPU": cfg.ray.cpus_per_worker}
+            if cfg.ray.use_gpu:
+                resources["GPU"] = cfg.ray.gpus_per_worker
+            storage = {"storage_path": f"{out_path}/checkpoints", "storage_filesystem": fs} if remote \
+                else {"storage_path": str(local / "checkpoints")}
+            trainer = TorchTrainer(
+                _worker,
+                train_loop_config={"train": cfg.model_dump(mode="json"),
+                                   "text_dir": str(text_dir) if text_dir else None},
+                scaling_config=ray.train.ScalingConfig(num_workers=cfg.ray.num_workers, use_gpu=cfg.ray.use_gpu,
+                                                       resources_per_worker=resources,
+                                                       placement_strategy=cfg.ray.placement_strategy),
+                run_config=ray.train.RunConfig(
+                    name=cfg.run_name, **storage,
+                    checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+                    failure_config=ray.train.FailureConfig(max_failures=cfg.ray.max_failures)),
+                datasets={"train": build_dataset(shards, cfg.data, latent_dir)},
+            )
+            result = trainer.fit()
+        checkpoint = result.checkpoint
+        if checkpoint is not None:  # the run's logs, as the last checkpoint holds them (from the bucket)
+            download_tree(checkpoint.filesystem, f"{checkpoint.path}/{HISTORY}", local)
+        starts = [json.loads(line) for line in (local / "events.jsonl").read_text().splitlines() if line.strip()] \
+            if (local / "events.jsonl").is_file() else []
+        summary = {**summarise(local / "metrics.jsonl"), "out": display(fs, out_path),
+                   "resumed_from_step": starts[-1]["step"] if starts and starts[-1]["resumed"] else None,
+                   "nodes": starts[-1].get("nodes") if starts else None,
+                   "checkpoint": display(checkpoint.filesystem, checkpoint.path) if checkpoint else None,
+                   "latents": str(latent_dir) if latent_dir else None, "text": str(text_dir) if text_dir else None,
+                   "heatmaps": sorted(display(fs, f"{out_path}/heatmaps/{p.name}")
+                                      for p in (local / "heatmaps").glob("*.png"))}
+        (local / "summary.json").write_text(json.dumps(summary, indent=2))
+        if remote:
+            upload_tree(local, fs, out_path)
     return summary
