@@ -22,9 +22,11 @@ Failures:
   renamed into place, ledger written last), so the retry overwrites what the dead attempt left;
 - a record whose stage raises leaves as ``Failed`` (``clip_error``; ``io_error`` and transient for a full or
   failing disk) and passes through the remaining stages: the run goes on;
-- when the execution itself dies (a worker killed more often than the retries allow, the cluster lost), every
-  input not yet yielded is yielded as a transient ``Failed`` (``worker_lost`` or ``io_error``): it is in the
-  manifest as failed and the next run retries it. No input is ever dropped.
+- when the execution itself dies (a worker killed more often than the retries allow; Ray Data also gives up on an
+  actor whose node went away), a fresh execution takes the inputs not yet out (``MAX_EXECUTIONS`` in all, and only
+  while the cluster can still hold the actor pools); after the last, every input not yet yielded is yielded as a
+  transient ``Failed`` (``worker_lost`` or ``io_error``): it is in the manifest as failed and the next run retries
+  it. No input is ever dropped.
 
 Per-stage metrics are measured in the workers (time inside ``process_batch``, queue waits) and travel with each
 record to the driver (``engine.ray_worker``, ``engine.ray_trace``), which sums them. Unlike the local backend's
@@ -38,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 import os
 import time
 import warnings
@@ -53,7 +56,11 @@ from engine.ray_worker import INPUT, READY, RECORD, TRACE, Carried, StageWorker,
 from engine.stage import ENVIRONMENT_ERRNOS, Failed, Pipeline, ProcessingStage, Resources, UnknownStageError
 from engine.runtime import ray_session, worker_env_vars
 
+log = logging.getLogger(__name__)
 MAX_RETRIES = 3  # worker deaths tolerated per task / actor before the execution gives up (then: worker_lost)
+# Ray Data can end a whole execution when an actor's node is lost (ActorUnavailableError), retries or not: a fresh
+# execution then takes the inputs not yet out, up to this many executions in all, before they are yielded as lost.
+MAX_EXECUTIONS = 3
 # A local Ray's object store: records (decoded frames included) cross it between stages that are not fused.
 # Ray Data's streaming executor keeps what is in flight within this budget (spilling to the temp dir past it).
 LOCAL_OBJECT_STORE_BYTES = 1 << 30
@@ -116,7 +123,7 @@ def _check_cluster(plans: list[StagePlan]) -> None:
                                 f"{needed_gpus(plans):g} GPUs. Lower ray.workers or the stages' resources.")
 
 
-def _dataset(records: list[Any], plans: list[StagePlan], config: Any, run: Any, env_vars: dict[str, str],
+def _dataset(records: dict[int, Any], plans: list[StagePlan], config: Any, run: Any, env_vars: dict[str, str],
              started: float):
     import ray
     from ray.data import ActorPoolStrategy, DataContext, TaskPoolStrategy
@@ -128,8 +135,7 @@ def _dataset(records: list[Any], plans: list[StagePlan], config: Any, run: Any, 
     # A batch whose actor's node went away (ActorUnavailableError: "may or may not have been executed") is sent
     # again to the restarted actor: outputs are idempotent, and Ray Data retries no actor task by default.
     context.actor_task_retry_on_errors = [ray.exceptions.RayActorError]
-    rows = [{RECORD: Carried(record), INPUT: index, READY: started, TRACE: "[]"}
-            for index, record in enumerate(records)]
+    rows = [{RECORD: Carried(record), INPUT: index, READY: started, TRACE: "[]"} for index, record in records.items()]
     # One block per batch of the first stage (per input for ingest's decode): work streams out at once, and
     # Ray Data does not track one object per record where the first stage takes many.
     first_batch = plans[0].batch_size if plans else 1
@@ -201,33 +207,62 @@ def run_on_ray(records: Iterable[Any], pipeline: Pipeline, config: Any, run: Any
         yield from _stream(records, plans, config, run, env_vars, totals)
 
 
-def _stream(records: list[Any], plans: list[StagePlan], config: Any, run: Any, env_vars: dict[str, str],
-            totals: TraceTotals) -> Iterator[Any]:
+def _rows_until_lost(dataset: Any) -> Iterator[Any]:
+    """The execution's rows, then the exception that ended it, if one did (the execution died)."""
     from ray.exceptions import RayError
 
+    rows = iter(dataset.iter_rows())
+    while True:
+        try:
+            yield next(rows)
+        except StopIteration:
+            return
+        except (RayError, OSError) as exc:
+            yield exc
+            return
+
+
+def _cluster_holds(plans: list[StagePlan]) -> bool:
+    try:
+        _check_cluster(plans)
+    except RayResourcesError as exc:  # a lost node not replaced: what is left is yielded as lost, no waiting
+        log.warning("%s", exc)
+        return False
+    return True
+
+
+def _stream(records: list[Any], plans: list[StagePlan], config: Any, run: Any, env_vars: dict[str, str],
+            totals: TraceTotals) -> Iterator[Any]:
     yielded: set[int] = set()
     bar = tqdm(total=len(records), desc="clips (ray)", unit="clip", disable=None)
     try:
         _check_cluster(plans)
-        started = time.time()
-        totals.start(started)
-        rows = iter(_dataset(records, plans, config, run, env_vars, started).iter_rows())
+        totals.start(time.time())
         lost: BaseException | None = None
-        while True:
-            try:
-                row = next(rows)
-            except StopIteration:
+        for execution in range(1, MAX_EXECUTIONS + 1):
+            left = {index: record for index, record in enumerate(records) if index not in yielded}
+            if not left:
                 break
-            except (RayError, OSError) as exc:  # the execution died: the inputs left are yielded as lost
-                lost = exc
+            if lost is not None:
+                if not _cluster_holds(plans):
+                    break
+                log.warning("the Ray execution ended (%s); execution %d of %d takes the %d inputs left",
+                            _lost_error(lost), execution, MAX_EXECUTIONS, len(left))
+            dataset = _dataset(left, plans, config, run, env_vars, time.time())
+            lost = None
+            for row in _rows_until_lost(dataset):
+                if isinstance(row, BaseException):
+                    lost = row
+                    break
+                index = int(row[INPUT])
+                if index in yielded:  # a retried block re-emitted a record already out: never yield it twice
+                    continue
+                yielded.add(index)
+                totals.add(row[TRACE], float(row[READY]))
+                bar.update(1)
+                yield row[RECORD].value
+            if lost is None or _lost_reason(lost) != "worker_lost":
                 break
-            index = int(row[INPUT])
-            if index in yielded:  # a retried block re-emitted a record already out: never yield it twice
-                continue
-            yielded.add(index)
-            totals.add(row[TRACE], float(row[READY]))
-            bar.update(1)
-            yield row[RECORD].value
         if lost is not None:
             reason, error = _lost_reason(lost), _lost_error(lost)
             for index, record in enumerate(records):

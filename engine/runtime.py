@@ -31,6 +31,11 @@ PROCESS_DEFAULTS = {
     "PREFECT_UI_ENABLED": "false",
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_AUTH_MODE": "disabled",
+    # Ray Data keeps each run's resource reservation in a cluster-wide detached actor until the request expires
+    # (180 s by default, refreshed every 10 s while the run lives). A SIGKILLed driver cannot cancel its own, so the
+    # rerun saw "Cluster resources are not enough" for 3+ minutes; 30 s bounds that wait. Read when ray.data is
+    # imported, hence a process default.
+    "RAY_DATA_AUTOSCALING_REQUEST_EXPIRE_TIME_S": "30",
     "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
     "TOKENIZERS_PARALLELISM": "false",
 }

@@ -117,6 +117,22 @@ class BadSetup(ProcessingStage):
         raise RuntimeError("no weights here")
 
 
+class KilledTwice(ProcessingStage):
+    """SIGKILLs its worker on record (0, folder) twice in all (counted in the folder): with one retry per task, the
+    first execution dies and the next finishes."""
+
+    name = "killed-twice"
+
+    def process(self, record):
+        index, folder = record
+        kills = Path(folder) / "kills"
+        if index == 0 and len(kills.read_bytes() if kills.exists() else b"") < 2:
+            with open(kills, "ab") as handle:
+                handle.write(b"k")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return index
+
+
 class AlwaysKilled(ProcessingStage):
     """SIGKILLs its worker on record 0, every attempt: the execution dies once the retries are spent."""
 
@@ -172,7 +188,8 @@ def test_plan_actor_pools_for_gpu_and_model_stages_tasks_for_the_rest():
 def test_no_input_is_lost_when_the_ray_execution_dies(monkeypatch):
     import engine.ray_data
 
-    monkeypatch.setattr(engine.ray_data, "MAX_RETRIES", 1)  # two deaths end the execution (quick)
+    monkeypatch.setattr(engine.ray_data, "MAX_RETRIES", 1)  # two deaths end an execution (quick)
+    monkeypatch.setattr(engine.ray_data, "MAX_EXECUTIONS", 2)
     pipeline = Pipeline("toy", (AlwaysKilled,), on_failure=lambda failed, config, run: failed)
     config = load_config(overrides={"ray": {"enabled": True, "num_cpus": 2}})
     results = list(run_pipeline(range(8), pipeline, config, None))
@@ -181,3 +198,17 @@ def test_no_input_is_lost_when_the_ray_execution_dies(monkeypatch):
     assert sorted(done + [f.record for f in lost]) == list(range(8))  # every input exactly once
     assert 0 in [f.record for f in lost]
     assert all(f.transient and f.reason == "worker_lost" and f.stage == "executor" for f in lost), lost
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_died_execution_is_followed_by_one_over_the_inputs_left(monkeypatch, tmp_path):
+    import engine.ray_data
+
+    monkeypatch.setattr(engine.ray_data, "MAX_RETRIES", 1)
+    pipeline = Pipeline("toy", (KilledTwice,), on_failure=lambda failed, config, run: failed)
+    config = load_config(overrides={"ray": {"enabled": True, "num_cpus": 2}})
+    results = list(run_pipeline([(i, str(tmp_path)) for i in range(8)], pipeline, config, None))
+    assert (tmp_path / "kills").read_bytes() == b"kk"  # the first execution died
+    assert not [r for r in results if isinstance(r, Failed)], results
+    assert sorted(results) == list(range(8))  # the second took what was left: nothing lost, nothing twice

@@ -6,11 +6,12 @@ path another node wrote would find nothing there. Records cross nodes only throu
 (moto's S3 server on 127.0.0.1, the fixtures of tests/engine/test_s3_out.py).
 
 Sizes: the ingest pipeline's actor pools and its largest task (write-samples: 2 CPUs) need 4 CPUs with one
-detect-scene-cuts actor (``CLUSTER_CONFIG``); a head of 4 and workers of 2 keep a node with 2 free CPUs whichever
-worker is lost, so the run never waits for resources that cannot come back.
+detect-scene-cuts actor (``CLUSTER_CONFIG``). ``cluster``: a head of 4 and workers of 2. ``lean_head_cluster``: a head
+of 0 and workers of 2, exactly 4, so when a worker is lost the run needs the node added in its place.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -21,7 +22,7 @@ import pytest
 from engine.store_s3 import SCRATCH_ENV
 from tests.engine.test_s3_out import moto_endpoint, s3  # noqa: F401 - fixtures reused by the cluster tests
 
-OBJECT_STORE_BYTES = 400 << 20
+OBJECT_STORE_BYTES = 1 << 30
 CLUSTER_CONFIG = ("normalise:\n  windows_per_video: 1\npack:\n  max_shard_samples: 2\nencode:\n  preset: ultrafast\n"
                   "ray:\n  enabled: true\n  workers:\n    detect-scene-cuts: 1\n")
 
@@ -70,11 +71,10 @@ class NodeCluster:
         self.scratch.clear()
 
 
-@pytest.fixture
-def cluster(s3, tmp_path):  # noqa: F811 - after s3: the nodes inherit the test's AWS environment
-    """A head (4 CPUs) and two worker nodes (2 CPUs each); the driver (this process) keeps its own working folder."""
+@contextlib.contextmanager
+def _nodes(head_cpus: int):
     root = Path(tempfile.mkdtemp(prefix="rc-nodes-", dir="/tmp"))  # short: Ray's socket paths are length-capped
-    nodes = NodeCluster(root)
+    nodes = NodeCluster(root, head_cpus=head_cpus)
     try:
         nodes.workers = [nodes.add_worker("w1"), nodes.add_worker("w2")]
         yield nodes
@@ -84,6 +84,22 @@ def cluster(s3, tmp_path):  # noqa: F811 - after s3: the nodes inherit the test'
         ray.shutdown()
         nodes.shutdown()
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def cluster(s3):  # noqa: F811 - after s3: the nodes inherit the test's AWS environment
+    """A head (4 CPUs) and two worker nodes (2 CPUs each); the driver (this process) keeps its own working folder."""
+    with _nodes(head_cpus=4) as nodes:
+        yield nodes
+
+
+@pytest.fixture
+def lean_head_cluster(s3):  # noqa: F811
+    """A head that runs no tasks (``num-cpus: 0``, as KubeRay heads are usually set): the driver and Ray's own
+    coordinators live there, and all the work is on the two worker nodes of 2 CPUs, so a node added when one is lost
+    is needed, and takes work, for the run to go on at full width."""
+    with _nodes(head_cpus=0) as nodes:
+        yield nodes
 
 
 @pytest.fixture

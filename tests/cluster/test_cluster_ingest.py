@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 import time
@@ -86,10 +85,8 @@ def _cli_ingest(url: str, nodes, config) -> subprocess.Popen:
 
 @pytest.mark.slow
 @pytest.mark.timeout(480)
-@pytest.mark.skipif(not os.environ.get("REMIND_CURATE_NODE_LOSS_TEST"), reason=(
-    "issue 26 open: passes alone (3.5 min) but failed in a 2-core CI run of the whole suite; "
-    "run it with REMIND_CURATE_NODE_LOSS_TEST=1 until it is made robust"))
-def test_losing_a_worker_node_mid_run_loses_nothing(prefect_server, s3, cluster, cluster_config, tmp_path):
+def test_losing_a_worker_node_mid_run_loses_nothing(prefect_server, s3, lean_head_cluster, cluster_config, tmp_path):
+    cluster = lean_head_cluster  # on a head with CPUs the run could finish without the added node (seen under load)
     reference = _undisturbed(s3, cluster, cluster_config, tmp_path)
     driver = _cli_ingest(f"s3://{s3[0]}/lossy", cluster, cluster_config)
     deadline = time.time() + 300
@@ -112,8 +109,6 @@ def test_losing_a_worker_node_mid_run_loses_nothing(prefect_server, s3, cluster,
     assert added.node_id in nodes, nodes  # the node added mid-run took work
 
 
-@pytest.mark.skip(reason="issue 26 open: the rerun after a SIGKILLed driver stalls (Ray Data: 'Cluster resources "
-                  "are not enough to run any task' for the task stages) until the timeout")
 @pytest.mark.slow
 @pytest.mark.timeout(480)
 def test_a_killed_driver_resumes_from_the_bucket(prefect_server, s3, cluster, cluster_config, tmp_path):
@@ -126,7 +121,9 @@ def test_a_killed_driver_resumes_from_the_bucket(prefect_server, s3, cluster, cl
     done = _committed(s3, "resumed/")
     assert 0 < len(done) < CLIPS
 
+    started = time.time()
     summary = ingest(source=SOURCE, out=url, config_path=str(cluster_config), ray_address=cluster.address)
+    print(f"the rerun took {time.time() - started:.1f} s")  # with Ray Data's 180 s request expiry it hung past 480 s
 
     assert summary["clips_reused"] >= len(done)  # what the killed driver's workers committed is not redone
     assert summary["clips_processed"] == CLIPS - summary["clips_reused"]

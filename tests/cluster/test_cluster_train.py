@@ -11,17 +11,14 @@ bucket (moto's S3 server).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.cluster.conftest import NodeCluster
 from tests.engine.test_s3_out import _objects
 from tests.training.shards import make_sample, write_shards
 
@@ -35,23 +32,6 @@ def local_shards(tmp_path_factory) -> Path:
     samples = [make_sample(0, True), make_sample(1, False, source="local", event_group="light"),
                make_sample(2, True), make_sample(3, False, source="local", event_group="light")]
     return write_shards(root / "shards", samples)
-
-
-@pytest.fixture
-def train_cluster(s3, tmp_path):  # noqa: F811 - after s3: the nodes inherit the test's AWS environment
-    """A head without CPUs (the driver, the Train controller and the data split coordinator live there) and two
-    worker nodes of 2 CPUs: one Ray Train worker (1 CPU) and the decode tasks on each."""
-    root = Path(tempfile.mkdtemp(prefix="rc-train-", dir="/tmp"))
-    nodes = NodeCluster(root, head_cpus=0)
-    try:
-        nodes.workers = [nodes.add_worker("w1"), nodes.add_worker("w2")]
-        yield nodes
-    finally:
-        import ray
-
-        ray.shutdown()
-        nodes.shutdown()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def _upload(s3, shards: Path) -> str:
@@ -104,14 +84,14 @@ def _finish(driver: subprocess.Popen, s3, prefix: str, tmp_path: Path, timeout: 
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_train_on_two_nodes_from_and_into_a_bucket(s3, train_cluster, local_shards, tmp_path):
+def test_train_on_two_nodes_from_and_into_a_bucket(s3, lean_head_cluster, local_shards, tmp_path):
     started = time.time()
     bucket = s3[0]
-    driver = _cli_train(_upload(s3, local_shards), f"s3://{bucket}/run", _config(tmp_path, 4), train_cluster.address)
+    driver = _cli_train(_upload(s3, local_shards), f"s3://{bucket}/run", _config(tmp_path, 4), lean_head_cluster.address)
     summary = _finish(driver, s3, "run/", tmp_path, 240)
     print(f"trained in {time.time() - started:.1f} s")
 
-    workers = {node.node_id for node in train_cluster.workers}
+    workers = {node.node_id for node in lean_head_cluster.workers}
     assert len(set(summary["nodes"])) == 2 and set(summary["nodes"]) == workers, summary["nodes"]
     assert summary["checkpoint"].startswith(f"s3://{bucket}/run/checkpoints/{RUN}/checkpoint_")
     assert _checkpoint_steps(s3, "run/checkpoints/") == [2, 4]  # keep_checkpoints
@@ -125,18 +105,18 @@ def test_train_on_two_nodes_from_and_into_a_bucket(s3, train_cluster, local_shar
 
 @pytest.mark.slow
 @pytest.mark.timeout(420)
-def test_losing_a_worker_node_resumes_from_the_bucket_checkpoint(s3, train_cluster, local_shards, tmp_path):
+def test_losing_a_worker_node_resumes_from_the_bucket_checkpoint(s3, lean_head_cluster, local_shards, tmp_path):
     max_steps = 8
     driver = _cli_train(_upload(s3, local_shards), f"s3://{s3[0]}/lossy", _config(tmp_path, max_steps),
-                        train_cluster.address)
+                        lean_head_cluster.address)
     deadline = time.time() + 240
     while not _checkpoint_steps(s3, "lossy/checkpoints/") and driver.poll() is None and time.time() < deadline:
         time.sleep(0.2)
     before = _checkpoint_steps(s3, "lossy/checkpoints/")
     assert driver.poll() is None and before, "no checkpoint in the bucket while the driver ran"
-    lost = train_cluster.workers[0]
-    added = train_cluster.add_worker("w3")
-    train_cluster.remove(lost)  # SIGKILL: raylet, object store, the Train worker on it
+    lost = lean_head_cluster.workers[0]
+    added = lean_head_cluster.add_worker("w3")
+    lean_head_cluster.remove(lost)  # SIGKILL: raylet, object store, the Train worker on it
     lost_at = time.time()
     summary = _finish(driver, s3, "lossy/", tmp_path, 330)
     print(f"finished {time.time() - lost_at:.1f} s after the node loss; checkpoints then: {before}")
