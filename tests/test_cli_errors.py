@@ -168,10 +168,12 @@ def test_bf16_cut_detector_on_a_cpu_without_native_bf16_is_one_line(tmp_path: Pa
     run."""
     config, out, home = tmp_path / "bf16.yaml", tmp_path / "out", tmp_path / "prefect-home"
     config.write_text("prefilter:\n  scene_cut:\n    transnet_precision: bfloat16\n")
-    # asking torch costs its import (2 CPU-s here) on top of the usual checks: still far from an engine's start-up
+    # Asking torch costs its import on top of the usual checks (2-3 CPU-s; 6.6 s in all for the command on a busy
+    # 2-core machine, where the 6.5 s bound this had failed): the bound only catches a runaway; that no engine
+    # started is what the last assertion checks (no output, no Prefect database).
     proc, _ = _cli("ingest", "--source", f"local:{REPO / 'tests/data/real'}", "--out", str(out), "--config",
                    str(config), env={"ONEDNN_MAX_CPU_ISA": "AVX2", "PREFECT_HOME": str(home), "PREFECT_API_URL": ""},
-                   max_cpu_s=MAX_CPU_S + 2.5)
+                   max_cpu_s=MAX_CPU_S + 8)
     line = _one_line(proc.stderr, "ingest")
     assert proc.returncode == 2 and "transnet_precision bfloat16 needs a CPU with native bf16" in line, line
     assert not out.exists() and not list(home.rglob("*.db")), "an output or a Prefect server was started"
