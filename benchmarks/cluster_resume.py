@@ -169,8 +169,9 @@ def _moto(root: Path) -> subprocess.Popen:
 
 
 def _s3_run(local: Path, url: str, items: list, keys: list[str]) -> float:
-    """The local run's ledger and shards into ``url`` as a run puts them (S3Store: entries under cache/clips/, each
-    shard published with one upload and indexed in the working folder). Returns the upload's seconds."""
+    """The local run's ledger and shards into ``url`` as a run puts them (S3Store: entries under cache/clips/, folded
+    into the compacted ledger before packing, each shard published with one upload and its index). Returns the
+    upload's seconds."""
     from engine.run_setup import open_output
     from schemas.config import Config
 
@@ -178,6 +179,7 @@ def _s3_run(local: Path, url: str, items: list, keys: list[str]) -> float:
     with open_output(url, Config()) as run:
         shutil.copytree(local / "cache" / "clips", run.clips, dirs_exist_ok=True)
         run.store.put(sorted(run.clips.glob("*.json")))
+        run.store.refresh()  # as a run does before packing: the clip objects are folded (engine.s3_catalog)
         for shard in sorted((local / "shards").glob("shard-*.tar")):
             shutil.copy2(shard, run.shards / shard.name)
             number = int(shard.stem.split("-")[1])
@@ -214,3 +216,16 @@ def listing(root: Path, s3: bool) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-s3", action="store_true", help="resume from a local folder only")
+    where = Path(tempfile.mkdtemp(prefix="rc-resume-", dir="/tmp"))
+    try:
+        listing(where, not parser.parse_args().no_s3)
+    finally:
+        shutil.rmtree(where, ignore_errors=True)

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.s3_catalog import BucketLedger
 from engine.store import OutputStore, StorageError, shard_members
 
 PART_BYTES_ENV = "REMIND_CURATE_S3_PART_BYTES"  # multipart part size of shard uploads (s3fs default: 50 MiB)
@@ -165,6 +166,11 @@ class S3Store(OutputStore):
             fs.retries = retries
         return cls(url, bucket, root, fs, workdir_for(url))
 
+    @property
+    def catalog(self) -> BucketLedger:
+        """The bucket's compacted ledger and shard index (engine.s3_catalog)."""
+        return BucketLedger(self)
+
     def for_node(self) -> S3Store:
         """This store as a Ray worker on this node uses it: the same bucket, this node's own working folder."""
         local = workdir_for(self.url, node=True)
@@ -260,7 +266,7 @@ class S3Store(OutputStore):
             shutil.rmtree(stale, ignore_errors=True)
         for name in ("run.json", "config.yaml"):
             self._mirror_file(name)
-        self._mirror("cache/clips", drop_extra=True)  # a ledger entry never uploaded: that clip is redone
+        self.catalog.pull(drop_extra=True)  # a ledger entry never uploaded: that clip is redone
         self._mirror("cache/samples", drop_extra=False)  # staged on another machine: verified by the ledger
         self._mirror("previews", drop_extra=False)
         shards = self.shard_sizes()
@@ -270,8 +276,9 @@ class S3Store(OutputStore):
 
     def refresh(self) -> None:
         """After the workers ran: ledger entries and staged samples that workers on other nodes uploaded come down,
-        so the driver packs and reports them (on one machine everything is already here: nothing moves)."""
-        self._mirror("cache/clips", drop_extra=False)
+        so the driver packs and reports them (on one machine everything is already here: nothing moves); then the
+        clip objects are folded into the bucket's compacted ledger (engine.s3_catalog)."""
+        self.catalog.compact(*self.catalog.pull(drop_extra=False))
         self._mirror("cache/samples", drop_extra=False)
         self._mirror("previews", drop_extra=False)
 
@@ -302,20 +309,12 @@ class S3Store(OutputStore):
             tag = self._tag(self.fs.info(target))
         except Exception as exc:  # noqa: BLE001 - s3fs aborts an unfinished multipart upload itself
             raise self._fail(f"upload of shards/{path.name} to", exc) from None
-        self._remember(path.name, tag, keys)
-
-    def _index_path(self, name: str) -> Path:
-        return self.local / ".remote" / "shards" / f"{name}.json"
+        self.catalog.remember(path.name, tag, keys, upload=True)
 
     @staticmethod
     def _tag(info: dict[str, Any]) -> str:
         """What identifies one shard object: its size and ETag."""
         return f"{int(info['size'])}:{str(info.get('ETag') or info.get('etag') or '').strip(chr(34))}"
-
-    def _remember(self, name: str, tag: str, keys: Iterable[str]) -> None:
-        index = self._index_path(name)
-        index.parent.mkdir(parents=True, exist_ok=True)
-        index.write_text(json.dumps({"object": tag, "keys": sorted(set(keys))}))
 
     def _shard_objects(self) -> dict[str, dict[str, Any]]:
         return {rel.rsplit("/", 1)[1]: info for rel, info in sorted(self.listing("shards").items())
@@ -328,18 +327,19 @@ class S3Store(OutputStore):
     def published_keys(self, members: Callable[[Any], dict[str, list[str]]] = shard_members) -> dict[str, str]:
         """key -> shard name over every published shard object; ``members(file)`` reads a tar's headers (used
         only for a shard this working folder has no index of: a run resumed on another machine)."""
+        catalog, objects = self.catalog, self._shard_objects()
+        tags = {name: self._tag(info) for name, info in objects.items()}
+        catalog.fetch_indexes([name for name, tag in tags.items() if catalog.known_keys(name, tag) is None])
         index: dict[str, str] = {}
-        for name, info in self._shard_objects().items():
-            known, tag = self._index_path(name), self._tag(info)
-            entry = json.loads(known.read_text()) if known.is_file() else {}
-            keys = entry.get("keys") if entry.get("object") == tag else None
-            if keys is None:
+        for name, tag in tags.items():
+            keys = catalog.known_keys(name, tag)
+            if keys is None:  # a shard published before shard indexes went to the bucket
                 try:
                     with self.fs.open(self._remote(f"shards/{name}"), "rb", block_size=1 << 16) as handle:
                         keys = list(members(handle))
                 except Exception as exc:  # noqa: BLE001
                     raise self._fail(f"reading shards/{name} of", exc) from None
-                self._remember(name, tag, keys)
+                catalog.remember(name, tag, keys, upload=False)
             index.update({key: name for key in keys})
         return index
 

@@ -12,6 +12,7 @@ standard AWS environment variables.
 """
 from __future__ import annotations
 
+import gzip
 import io
 import json
 import os
@@ -87,6 +88,18 @@ def _objects(client, bucket: str, prefix: str) -> dict[str, dict]:
     return {o["Key"][len(prefix):]: o for page in pages for o in page.get("Contents", [])}
 
 
+def _ledger(client, bucket: str, prefix: str) -> set[str]:
+    """The clip ids the bucket's ledger holds: folded into gzip JSON parts (cache/ledger/) or one object each."""
+    clips = set()
+    for key in _objects(client, bucket, prefix):
+        if key.startswith("cache/ledger/part-"):
+            body = client.get_object(Bucket=bucket, Key=prefix + key)["Body"].read()
+            clips |= set(json.loads(gzip.decompress(body)))
+        elif key.startswith("cache/clips/"):
+            clips.add(key.removeprefix("cache/clips/").removesuffix(".json"))
+    return clips
+
+
 def _shards(client, bucket: str, prefix: str) -> dict[str, str]:
     """shard name -> ETag of every visible shard object."""
     return {k.split("/")[-1]: o["ETag"] for k, o in _objects(client, bucket, prefix).items()
@@ -151,7 +164,10 @@ def test_ingest_to_s3_reads_back_and_resumes_elsewhere(prefect_server, s3, tmp_p
     objects = _objects(client, bucket, "runs/a/")
     for name in ("run.json", "config.yaml", "manifest.parquet", "report.md", "metrics.json"):
         assert name in objects, sorted(objects)
-    assert len([k for k in objects if k.startswith("cache/clips/")]) == CLIPS  # the ledger
+    assert len(_ledger(client, bucket, "runs/a/")) == CLIPS
+    assert not [k for k in objects if k.startswith("cache/clips/")]  # folded into the compacted ledger
+    indexes = [k for k in objects if k.startswith("cache/shard-index/")]
+    assert indexes == [f"cache/shard-index/{name}.json" for name in sorted(_shards(client, bucket, "runs/a/"))]
     assert any(k.startswith("cache/windows/") and k.endswith("/window.json") for k in objects)  # regenerate's
     assert any(k.startswith("previews/") for k in objects)
     keys = _check_bucket_output(s3, "runs/a/", tmp_path / "read1")
@@ -247,8 +263,7 @@ def test_sigkill_mid_shard_upload_leaves_nothing_partial(prefect_server, s3, tmp
     assert visible
     for name in visible:  # whatever is visible is whole
         strict_tar_members(fs.cat(f"{bucket}/{prefix}shards/{name}"))
-    finished = [k for k in _objects(client, bucket, prefix) if k.startswith("cache/clips/")]
-    assert len(finished) == CLIPS  # packing starts after the clips: all of them were committed to the bucket
+    assert len(_ledger(client, bucket, prefix)) == CLIPS  # packing starts after every clip is in the bucket's ledger
 
     from flows.ingest import ingest
 
