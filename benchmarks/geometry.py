@@ -21,7 +21,8 @@ from collections.abc import Iterable
 from schemas.cameras import hfov_deg
 from schemas.config import GeometryConfig, SyntheticConfig
 from schemas.constants import WIDTH
-from tasks.geometry.base import GeometryBackend, make_geometry_backend
+from tasks.geometry.backends import make_geometry_backend
+from tasks.geometry.base import GeometryBackend
 from tasks.geometry.evaluate import ate_rmse, depth_abs_rel, relative_rotation_errors
 from tasks.sources.synthetic import SyntheticClip, clip_spec, render_synthetic_clip
 

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the test server 
 
 from schemas.config import VLMConfig  # noqa: E402
 from tasks.records import SourceItem, Window  # noqa: E402
-from tasks.vlm.backends import VLMBackend, make_backend  # noqa: E402
+from tasks.vlm.backends import VLMBackend  # noqa: E402
+from tasks.vlm.factory import make_backend  # noqa: E402
 from tasks.vlm.batcher import SharedJudge  # noqa: E402
 from tasks.vlm.judge import clip_input, judge_windows  # noqa: E402
 from tasks.vlm.prompts import EventCatalog, as_catalog  # noqa: E402

@@ -22,7 +22,7 @@ from tasks.prefilter.dataset_scores import ApplySourceFacts
 from tasks.prefilter.motion import MeasureMotion
 from tasks.publish.report import RunStats
 from tasks.samples import BuildGraph, WriteSamples
-from tasks.sources.resolve import SourceListing
+from tasks.sources.listing import SourceListing
 
 INGEST = Pipeline("ingest", (DecodeSource, DetectSceneCuts, CutWindows, ApplySourceFacts, MeasureMotion,
                              JudgeEvents, EstimateCameras, BuildGraph, WriteSamples),

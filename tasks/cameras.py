@@ -11,7 +11,8 @@ from __future__ import annotations
 import functools
 
 from schemas.config import Config, GeometryConfig
-from tasks.geometry.base import GeometryBackend, make_geometry_backend
+from tasks.geometry.backends import make_geometry_backend
+from tasks.geometry.base import GeometryBackend
 from tasks.geometry.stage import estimate_geometry
 from tasks.records import Window
 from engine.stage import ProcessingStage, Resources

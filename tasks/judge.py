@@ -12,7 +12,7 @@ import numpy as np
 from schemas.config import Config, VLMConfig
 from engine.stage import ProcessingStage, Resources
 from tasks.clip import Clip, Outcome
-from tasks.vlm.backends import make_backend
+from tasks.vlm.factory import make_backend
 from tasks.vlm.batcher import SharedJudge
 from tasks.vlm.judge import clip_input, record_judgements
 from tasks.vlm.prompts import as_catalog

@@ -37,13 +37,26 @@ def _module_name(path: Path, root: Path = REPO) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imports_of(path: Path, root: Path = REPO) -> set[str]:
-    """Every absolute module name ``path`` imports, at any depth of the file (lazy imports count too)."""
+def _type_checking_blocks(tree: ast.AST) -> set[int]:
+    """ids of the statements under ``if TYPE_CHECKING:`` (imported for annotations only, never at run time)."""
+    inside: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", "")) == "TYPE_CHECKING":
+            inside.update(id(child) for stmt in node.body for child in ast.walk(stmt))
+    return inside
+
+
+def imports_of(path: Path, root: Path = REPO, runtime_only: bool = False) -> set[str]:
+    """Every absolute module name ``path`` imports, at any depth of the file (lazy imports count too);
+    ``runtime_only``: without those under ``if TYPE_CHECKING:``."""
     tree = ast.parse(path.read_text(), str(path))
     name = _module_name(path, root)
     package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    skip = _type_checking_blocks(tree) if runtime_only else set()
     found: set[str] = set()
     for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -80,6 +93,63 @@ def layering_violations(root: Path = REPO) -> list[str]:
                 if name.split(".")[0] == "prefect" and package not in PREFECT_ALLOWED:
                     problems.append(f"{where}: imports {name}; only flows/ and the command line import Prefect")
     return sorted(set(problems))
+
+
+def _resolve(name: str, root: Path) -> str | None:
+    """The module of ours an imported name lives in (``tasks.vlm.backends.VLMRequest`` -> ``tasks.vlm.backends``)."""
+    module = name
+    while module:
+        path = root / module.replace(".", "/")
+        if path.with_suffix(".py").is_file() or (path / "__init__.py").is_file():
+            return module
+        module = module.rsplit(".", 1)[0] if "." in module else ""
+    return None
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan), each sorted: every import cycle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return sorted(found)
+
+
+def module_cycles(root: Path = REPO) -> list[list[str]]:
+    """Import cycles between our modules, lazy imports included (a factory that imports the implementations that
+    import it is one); imports for annotations only (``if TYPE_CHECKING:``) are not."""
+    graph: dict[str, set[str]] = defaultdict(set)
+    for package in PACKAGES:
+        for path in _modules(package, root):
+            source = _module_name(path, root)
+            for name in imports_of(path, root, runtime_only=True):
+                target = _resolve(name, root) if _ours(name) else None
+                if target and target != source:
+                    graph[source].add(target)
+    return _cycles(graph)
 
 
 def package_cycles(root: Path = REPO) -> list[list[str]]:
@@ -127,6 +197,10 @@ def test_packages_do_not_import_each_other_in_a_cycle():
     assert package_cycles() == []
 
 
+def test_modules_do_not_import_each_other_in_a_cycle():
+    assert module_cycles() == []
+
+
 def test_no_module_over_400_lines():
     long = [f"{p.relative_to(REPO)}: {n} lines" for package in PACKAGES + ("benchmarks", "tests")
             for p in _modules(package) if (n := len(p.read_text().splitlines())) > MAX_LINES]
@@ -156,3 +230,14 @@ def test_the_cycle_check_catches_a_cycle(tmp_path):
         (tmp_path / "tasks" / sub).mkdir()
         (tmp_path / "tasks" / sub / "__init__.py").write_text(f"from tasks.{other} import x\n")
     assert package_cycles(tmp_path) == [["tasks.a", "tasks.b", "tasks.a"]]
+
+
+def test_the_module_cycle_check_catches_a_lazy_import_cycle(tmp_path):
+    for name in PACKAGES:
+        (tmp_path / name).mkdir()
+    (tmp_path / "tasks" / "base.py").write_text("def make():\n    from tasks.impl import Impl\n    return Impl()\n")
+    (tmp_path / "tasks" / "impl.py").write_text("from tasks.base import make\n")
+    (tmp_path / "tasks" / "typed.py").write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                                                 "    from tasks.user import User\n")
+    (tmp_path / "tasks" / "user.py").write_text("from tasks.typed import x\n")
+    assert module_cycles(tmp_path) == [["tasks.base", "tasks.impl"]]

@@ -1,16 +1,12 @@
-"""The geometry estimate record, the backend protocol, and the backend factory."""
+"""The geometry estimate record and the backend protocol (the factory: tasks/geometry/backends.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
 from schemas.cameras import anchor_to_first, normalise_translations
-
-if TYPE_CHECKING:
-    from schemas.config import GeometryConfig
-
 
 @dataclass
 class GeometryEstimate:
@@ -61,18 +57,3 @@ class GeometryBackend(Protocol):
     def estimate(self, frames: np.ndarray) -> GeometryEstimate:
         """``frames`` (N,480,832,3) uint8 RGB -> estimate with N poses."""
         ...
-
-
-def make_geometry_backend(config: GeometryConfig) -> GeometryBackend | None:
-    """The configured backend (None for ``backend: none``); DA3 loads its checkpoint here, once."""
-    if config.backend == "none":
-        return None
-    if config.backend == "classical":
-        from tasks.geometry.classical import ClassicalBackend
-
-        return ClassicalBackend(config)
-    if config.backend == "da3":
-        from tasks.geometry.da3 import DA3Backend
-
-        return DA3Backend(config)
-    raise ValueError(f"unknown geometry backend {config.backend!r}")

@@ -2,13 +2,11 @@
 openvid:CSV | manifest:FILE | cache:OUT (a finished run's window cache: regenerate)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
 
 from schemas.config import Config
-from tasks.records import SourceItem
+from tasks.sources.listing import SourceListing
 from tasks.sources.local import is_remote, local_items
 
 
@@ -58,12 +56,6 @@ def refuse_unshared(config: Config, what: str) -> None:
         raise ValueError(f"{what} is a path on this machine, which the nodes of the Ray cluster at {address} cannot "
                          "read: put the sources in object storage (s3://...), or set ray.shared_storage: true if "
                          "every node mounts it at the same path")
-
-
-@dataclass
-class SourceListing:
-    items: list[SourceItem]
-    stats: dict[str, Any] = field(default_factory=dict)  # e.g. Pexels requests spent and budget left
 
 
 def list_sources(spec: str, config: Config, out: Path, pexels_permission: bool = False) -> SourceListing:

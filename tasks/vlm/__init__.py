@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.vlm.backends import VLMBackend, VLMCallError, VLMRequest, make_backend
+from tasks.vlm.backends import VLMBackend, VLMCallError, VLMRequest
+from tasks.vlm.factory import make_backend
 from tasks.vlm.judge import apply_judgement, judge_clips, judge_windows
 from tasks.vlm.prompts import PROMPT_VERSION, EventCatalog, as_catalog
 

@@ -1,4 +1,4 @@
-"""The one interface every VLM backend implements, the request it takes, and ``make_backend(config)``.
+"""The one interface every VLM backend implements, and the request it takes (the factory: tasks/vlm/factory.py).
 
 Contract of ``generate``: one entry per request, in order: the raw answer text, or a ``VLMCallError`` for a request
 that failed after the backend's own bounded retries. Raising means the whole batch failed (e.g. out of memory); the
@@ -109,17 +109,3 @@ def prepare_video(frames: np.ndarray, duration_s: float, min_pixels: int, max_pi
     if len(frames) % 2:
         frames = np.concatenate([frames, frames[-1:]])
     return VideoInput(np.ascontiguousarray(frames), len(frames) / duration_s)
-
-
-def make_backend(config: VLMConfig) -> VLMBackend:
-    """The backend ``config.backend`` names, serving ``config.model``. Loads weights now (transformers)."""
-    if not config.model:
-        raise ValueError("vlm.model is empty: set a hub id or local path (transformers) "
-                         "or a served model name (openai)")
-    if config.backend == "transformers":
-        from tasks.vlm.transformers_backend import TransformersBackend
-        return TransformersBackend(config)
-    if config.backend == "openai":
-        from tasks.vlm.openai_backend import OpenAIBackend
-        return OpenAIBackend(config)
-    raise ValueError(f"unknown vlm.backend {config.backend!r}")

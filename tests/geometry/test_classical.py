@@ -7,7 +7,7 @@ import pytest
 
 from schemas.cameras import intrinsics_from_hfov, is_orthonormal, rotation_angle_deg
 from schemas.config import GeometryConfig, SyntheticConfig
-from tasks.geometry.base import make_geometry_backend
+from tasks.geometry.backends import make_geometry_backend
 from tasks.geometry.classical import ClassicalBackend
 from tasks.geometry.evaluate import relative_rotation_errors
 from tasks.sources.synthetic import clip_spec, render_synthetic_clip

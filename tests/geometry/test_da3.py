@@ -15,7 +15,7 @@ from depth_anything_3.utils.io.input_processor import InputProcessor
 from schemas.cameras import invert_pose, is_orthonormal, w2c_to_c2w
 from schemas.config import GeometryConfig, SyntheticConfig
 from schemas.constants import DEPTH_HEIGHT, DEPTH_WIDTH
-from tasks.geometry.base import make_geometry_backend
+from tasks.geometry.backends import make_geometry_backend
 from tasks.geometry.da3 import DA3Backend, build_tiny_da3, da3_intrinsics_to_frame, da3_processed_geometry, load_da3
 from tasks.sources.synthetic import render_synthetic_clip
 

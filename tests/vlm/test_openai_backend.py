@@ -9,7 +9,7 @@ import pytest
 
 from schemas.config import VLMConfig
 from tasks.records import Window
-from tasks.vlm.backends import make_backend
+from tasks.vlm.factory import make_backend
 from tasks.vlm.judge import judge_windows
 from tasks.vlm.openai_backend import OpenAIBackend
 from tasks.vlm.prompts import PROMPT_VERSION, EventCatalog

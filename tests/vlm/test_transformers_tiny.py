@@ -12,7 +12,8 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from schemas.config import VLMConfig
 from schemas.vlm import VLMJudgement
-from tasks.vlm.backends import VLMRequest, make_backend
+from tasks.vlm.backends import VLMRequest
+from tasks.vlm.factory import make_backend
 from tasks.vlm.judge import judge_windows
 from tasks.vlm.parse import ParseError, parse_verdict
 from tasks.vlm.prompts import ChatTurn, EventCatalog, get_prompt

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from schemas.config import Config
 from tasks.sources.pexels import pexels_items
-from tasks.sources.resolve import SourceListing
+from tasks.sources.listing import SourceListing
 from taxonomy import load_taxonomy
 
 
