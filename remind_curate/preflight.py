@@ -211,6 +211,29 @@ def cut_detector_installed(scene_cut: Any) -> None:
                          f"pip install {PACKAGE} (or name a fallback: prefilter.scene_cut.fallback: adaptive)")
 
 
+DA3_INSTALL = "pip install '.[gpu]' && pip install --no-deps -r requirements/nodeps.txt"
+
+
+def components_installed(config: Any) -> None:
+    """What the config asks for, besides the cut detector, is installed: never a silently different run."""
+    if config.geometry.backend == "da3" and not _installed("depth_anything_3"):
+        raise UsageError(f"geometry.backend da3 needs depth_anything_3, not installed: {DA3_INSTALL}")
+
+
+def evaluate_components(path: str) -> None:
+    """LPIPS asked for (``protocol.lpips_weights``): its weights file and the lpips package are there."""
+    from tasks.evaluate.config import load_evaluate_config
+
+    try:
+        weights = load_evaluate_config(path).protocol.lpips_weights
+    except ValueError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+    if weights and not Path(weights).is_file():
+        raise UsageError(f"protocol.lpips_weights {weights}: no such file")
+    if weights and not _installed("lpips"):
+        raise UsageError("protocol.lpips_weights needs the lpips package, not installed: pip install lpips==0.1.4")
+
+
 def cut_detector_precision(scene_cut: Any) -> None:
     """The detector's package is there (``cut_detector_installed``), and a bf16 TransNetV2 has native bf16 where
     it runs; checked here for a local run (torch is imported only then). On Ray each worker checks its own machine
@@ -238,6 +261,7 @@ def _ingest(a: argparse.Namespace) -> None:
         cut_detector_installed(config.prefilter.scene_cut)  # the nodes get the driver's pins (engine/runtime.py)
     else:
         cut_detector_precision(config.prefilter.scene_cut)
+    components_installed(config)
     output(a.out)
     source(a.source, config, a.pexels_permission_confirmed)
 
@@ -337,6 +361,7 @@ def _evaluate(a: argparse.Namespace) -> None:
         existing(videos, "--videos (a generate output folder)", "dir")
     if a.config is not None:
         existing(a.config, "config file", "file")
+        evaluate_components(a.config)
     writable_dir(a.out, "--out")
 
 
