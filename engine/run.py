@@ -28,6 +28,7 @@ from typing import IO, Any
 import yaml
 
 from schemas.config import Config
+from schemas.config_section import stable_hash
 
 
 def atomic_write_bytes(path: Path, data: bytes, tmp_dir: Path | None = None) -> None:
@@ -119,8 +120,7 @@ class RunContext:
 
 def _clip_hash(config: Config) -> str:
     data = config.model_dump(mode="json")
-    blob = json.dumps({k: data[k] for k in CLIP_SECTIONS}, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return stable_hash({k: data[k] for k in CLIP_SECTIONS}, chars=16, compact=False)
 
 
 def lock_folder(out: Path, shared: bool = False) -> IO[str] | None:

@@ -5,6 +5,11 @@ A config is loaded from layers: the model's defaults, then YAML files in order (
 rest when validating), so a model can tell a key left out from one set to its default. Mappings under a key named
 in ``REPLACED_WHOLE`` are taken as a whole (a weight map in a file means exactly those weights). Unknown keys are
 errors; a file that is not a YAML mapping is an error naming the file.
+
+``stable_hash`` is the one config hash: ``section_hash`` and the config-derived cache keys (the engine's clip hash,
+training's latent and text cache tags) all call it. Their JSON forms differ only in separators (``compact``) and
+their digests in length (``chars``); both are fixed per caller, since hashes already stored in OUT folders (run.json,
+ledger entries) and cache folder names must keep their values.
 """
 from __future__ import annotations
 
@@ -36,6 +41,14 @@ def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ValueError(f"{path}: a config file must be a YAML mapping, got {type(loaded).__name__}")
     return loaded
+
+
+def stable_hash(data: Any, chars: int = 16, compact: bool = True) -> str:
+    """The first ``chars`` hex digits of the sha256 of ``data`` as JSON with sorted keys: compact separators
+    (``,`` ``:``) when ``compact``, else ``json.dumps``'s defaults (``, `` ``: ``)."""
+    separators = (",", ":") if compact else None
+    blob = json.dumps(data, sort_keys=True, separators=separators).encode()
+    return hashlib.sha256(blob).hexdigest()[:chars]
 
 
 class Section(BaseModel):
@@ -73,8 +86,7 @@ class RootConfig(Section):
         """Stable hash of the named sections (all when none): the cache key of work that depends on them."""
         data = self.model_dump(mode="json")
         picked = {name: data[name] for name in (sections or tuple(sorted(data)))}
-        blob = json.dumps(picked, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(blob).hexdigest()[: self.HASH_CHARS]
+        return stable_hash(picked, chars=self.HASH_CHARS)
 
     @property
     def config_hash(self) -> str:

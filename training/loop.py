@@ -3,7 +3,8 @@
 Each step: draw the regime (the same on every worker: seeded by the step), then per sample plan the slots, noise
 them, predict the velocity, take the masked flow loss plus the gated temporal-delta loss, backward; then clip,
 AdamW, warm-up schedule; read the metrics back (every step, or only at logged and checkpoint steps with
-``metrics_sync: log_steps``), log, heatmap, checkpoint. A resumed run loads its checkpoint in one call.
+``metrics_sync: log_steps``), log, heatmap, checkpoint. A resumed run loads its checkpoint in one call; checkpoints
+are saved and loaded by ``training.checkpoint``.
 """
 from __future__ import annotations
 
@@ -18,52 +19,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
+from training.checkpoint import load_checkpoint, save_checkpoint
 from training.config import TrainConfig
 from training.curriculum import assemble, plan_regime, sample_regime
 from training.data import TrainingSample, row_to_sample
 from training.heatmap import kv_importance, save_heatmap
-from training.distributed import (full_model_state, full_optimizer_state, is_sharded, load_model_state,
-                                  load_optimizer_state, wrap)
-from training.model.wan_causal import NEW_PARAMETER_MARK, REMIND_CONFIG, WEIGHTS_NAME, build_model, checkpoint_weights
+from training.distributed import wrap
+from training.model.wan_causal import NEW_PARAMETER_MARK, build_model
 from training.step import StepMetrics, forward_backward, make_optimizer
 from training.text import TextConditioner
 from training.vae import LatentEncoder
 
 Report = Callable[[dict[str, Any], Path | None], None]
-
-
-def save_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, step: int, cfg: TrainConfig, write: bool = True) -> None:
-    """A diffusers folder (config.json + diffusion_pytorch_model.safetensors with the PM-RoPE keys) that
-    ``load_remind_transformer`` (``from_pretrained``) reads, plus optim.pt and state.json. Every rank calls it
-    (gathering FSDP shards is a collective); only ``write`` ranks write."""
-    state = full_model_state(model)
-    optim_state = full_optimizer_state(model, optimizer)
-    if not write:
-        return
-    inner = getattr(model, "module", model)
-    inner.save_config(str(directory))
-    save_file({k: v.contiguous().cpu() for k, v in state.items()}, str(directory / WEIGHTS_NAME))
-    (directory / REMIND_CONFIG).write_text(json.dumps({"pm_rope": cfg.model.pm_rope.model_dump(mode="json"),
-                                                       "step": step}))
-    torch.save({"optimizer": optim_state, "scheduler": scheduler.state_dict()}, directory / "optim.pt")
-    (directory / "state.json").write_text(json.dumps({"step": step}))
-
-
-def load_checkpoint(directory: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer | None = None,
-                    scheduler: Any = None) -> int:
-    """Restore a checkpoint in place: the weights always (into a plain, DDP or FSDP-sharded model), the optimiser and
-    scheduler state when they are given. Returns the number of steps already taken."""
-    device = "cpu" if is_sharded(getattr(model, "module", model)) else str(next(model.parameters()).device)
-    load_model_state(model, load_file(str(checkpoint_weights(directory)), device=device))
-    if optimizer is not None:
-        state = torch.load(directory / "optim.pt", weights_only=True, map_location="cpu")
-        load_optimizer_state(model, optimizer, state["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-    return int(json.loads((directory / "state.json").read_text())["step"])
 
 
 class MetricsLog:

@@ -12,7 +12,6 @@ the encoder config and dimension: another encoder never reads stale embeddings.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import string
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from schemas.config_section import stable_hash
 from training.config import TextConfig, TrainConfig
 
 PROMPT_SOURCES = ("caption", "instruction", "both")
@@ -42,9 +42,8 @@ def prompt_key(prompt: str) -> str:
 
 
 def text_tag(cfg: TextConfig, dim: int) -> str:
-    blob = json.dumps({"text": cfg.model_dump(mode="json", exclude={"source", "cfg_dropout", "encode_gpus"}),
-                       "dim": dim}, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
+    return stable_hash({"text": cfg.model_dump(mode="json", exclude={"source", "cfg_dropout", "encode_gpus"}),
+                        "dim": dim}, chars=12, compact=False)
 
 
 def text_dir_for(shards: Path, cfg: TrainConfig) -> Path:

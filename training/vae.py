@@ -5,13 +5,11 @@ same architecture and compression (8x spatial, 4x temporal: 81 frames -> 21 late
 """
 from __future__ import annotations
 
-import hashlib
-import json
-
 import numpy as np
 import torch
 from diffusers import AutoencoderKLWan
 
+from schemas.config_section import stable_hash
 from training.config import VAEConfig
 
 
@@ -27,8 +25,7 @@ def load_vae(cfg: VAEConfig) -> AutoencoderKLWan:
 
 def vae_tag(cfg: VAEConfig, height: int, width: int) -> str:
     """Names the latent cache: changes whenever the latents would."""
-    blob = json.dumps({"vae": cfg.model_dump(mode="json"), "size": [height, width]}, sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]
+    return stable_hash({"vae": cfg.model_dump(mode="json"), "size": [height, width]}, chars=12, compact=False)
 
 
 class LatentEncoder:

@@ -5,12 +5,18 @@ geometry, the version): nothing here restates the format by hand.
 The card declares every entry's feature type (``dataset_info.features``) because a sample's optional entries
 (``degraded.mp4``, ``txt``, depth, ...) differ between samples, and the ``datasets`` library's WebDataset builder
 otherwise infers the columns from the first five samples and refuses the rest.
+
+An ingest's card comes from its manifest and config. A migrated OUT's (``remind-curate migrate``) says what the
+migration leaves: the run's recorded config hash (``config`` as a string; None when unknown), the schema versions
+its samples carry (``versions``: a migration restamps nothing) and, when OLD had no manifest, counts made from the
+samples' own ``meta.json`` (``from_manifest=False``).
 """
 from __future__ import annotations
 
 import json
 import re
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -103,18 +109,34 @@ def hf_features() -> list[dict[str, Any]]:
     return columns + [{"name": "__key__", "dtype": "string"}, {"name": "__url__", "dtype": "string"}]
 
 
-def build_info(rows: list[ManifestRow], config: Config, shards: dict[str, int]) -> dict[str, Any]:
+ConfigOrHash = Config | str | None  # the run's config, or the config hash it recorded, or None: unknown
+
+
+def _config_hash(config: ConfigOrHash) -> str | None:
+    return config.config_hash if isinstance(config, Config) else config
+
+
+def _versions(samples: list[ManifestRow], versions: Mapping[str, int] | None) -> dict[str, int]:
+    """schema_version -> number of samples stamped with it (all this writer's version unless told otherwise)."""
+    return dict(sorted(versions.items())) if versions is not None else {SCHEMA_VERSION: len(samples)}
+
+
+def build_info(rows: list[ManifestRow], config: ConfigOrHash, shards: dict[str, int],
+               versions: Mapping[str, int] | None = None, from_manifest: bool = True) -> dict[str, Any]:
     samples = published_rows(rows)
     return {
         "codebase": "remind-curate",
-        "schema_version": SCHEMA_VERSION,
-        "config_hash": config.config_hash,
+        "schema_version": SCHEMA_VERSION,  # every sample is readable as this version
+        "sample_schema_versions": _versions(samples, versions),
+        "config_hash": _config_hash(config),
+        "counts_from": "manifest.parquet" if from_manifest else "meta.json",
         "fps": FPS,
         "frames_per_sample": NUM_FRAMES,
         "resolution": {"height": HEIGHT, "width": WIDTH},
         "latent_frames": LATENT_FRAMES,
         "chunk_size": CHUNK_SIZE,
         "total_samples": len(samples),
+        "total_frames": len(samples) * NUM_FRAMES,
         "total_shards": len(shards),
         "total_bytes": sum(shards.values()),
         "shards": sorted(shards),
@@ -177,19 +199,31 @@ for raw in wds.WebDataset(sorted(glob.glob("shards/*.tar")), shardshuffle=False)
 """
 
 
-def render_card(rows: list[ManifestRow], config: Config, shards: dict[str, int]) -> str:
+def render_card(rows: list[ManifestRow], config: ConfigOrHash, shards: dict[str, int],
+                versions: Mapping[str, int] | None = None, from_manifest: bool = True) -> str:
     samples = published_rows(rows)
     status = Counter(row.status for row in rows)
     front = yaml.safe_dump(_front_matter(samples), sort_keys=False, default_flow_style=False, width=1000)
     plural = "s" * (len(shards) != 1)
+    stamped = _versions(samples, versions)
+    schema = f"schema {SCHEMA_VERSION}"
+    if set(stamped) - {SCHEMA_VERSION}:
+        schema += (" (migrated by `remind-curate migrate`, which restamps nothing: samples stamped "
+                   + ", ".join(f"{version}: {count}" for version, count in stamped.items()) + ")")
+    config_hash = _config_hash(config)
     lines = ["---", front.rstrip("\n"), "---", "", "# ReMind training samples", "",
-             f"{len(samples)} samples in {len(shards)} WebDataset shard{plural} (`{DATA_FILES}`), "
-             f"schema {SCHEMA_VERSION}, config hash `{config.config_hash}`. Each sample is {NUM_FRAMES} frames at "
+             f"{len(samples)} samples in {len(shards)} WebDataset shard{plural} (`{DATA_FILES}`), {schema}, "
+             + (f"config hash `{config_hash}`" if config_hash else "config hash unknown")
+             + f". Each sample is {NUM_FRAMES} frames at "
              f"{FPS} fps, {HEIGHT}x{WIDTH}: a clean clip, an interrupted copy when an interruption was drawn, "
-             "cameras, depth where known, and a frame graph of anchors, degraded chunks and recovery.", "",
-             "Candidate windows: " + ", ".join(f"{count} {name}" for name, count in sorted(status.items()))
-             + " (`manifest.parquet` has one row each, with the reason of every rejection and failure).", "",
-             "## Counts", ""]
+             "cameras, depth where known, and a frame graph of anchors, degraded chunks and recovery.", ""]
+    if from_manifest:
+        lines += ["Candidate windows: " + ", ".join(f"{count} {name}" for name, count in sorted(status.items()))
+                  + " (`manifest.parquet` has one row each, with the reason of every rejection and failure).", ""]
+    else:
+        lines += ["Counted from the samples' own `meta.json`: the shards came without their manifest, so the "
+                  "rejected and failed windows are not known.", ""]
+    lines += ["## Counts", ""]
     lines += _counts("event group", Counter(row.event_group or "unknown" for row in samples))
     lines += _counts("interruption", Counter(row.interruption or "none" for row in samples))
     lines += _counts("source", Counter(row.source for row in samples))
@@ -198,11 +232,12 @@ def render_card(rows: list[ManifestRow], config: Config, shards: dict[str, int])
     return "\n".join(lines)
 
 
-def write_dataset_card(out: Path, rows: list[ManifestRow], config: Config, shards: dict[str, int],
-                       tmp: Path | None = None) -> None:
+def write_dataset_card(out: Path, rows: list[ManifestRow], config: ConfigOrHash, shards: dict[str, int],
+                       tmp: Path | None = None, versions: Mapping[str, int] | None = None,
+                       from_manifest: bool = True) -> None:
     """OUT/README.md and OUT/info.json for ``rows`` (the final manifest) and ``shards`` (name -> bytes of every
-    published shard), each written atomically."""
+    published shard), each written atomically. ``versions`` and ``from_manifest``: see the module's docstring."""
     out = Path(out)
-    atomic_write_bytes(out / "README.md", render_card(rows, config, shards).encode(), tmp)
-    info = build_info(rows, config, shards)
+    atomic_write_bytes(out / "README.md", render_card(rows, config, shards, versions, from_manifest).encode(), tmp)
+    info = build_info(rows, config, shards, versions, from_manifest)
     atomic_write_bytes(out / "info.json", (json.dumps(info, indent=1) + "\n").encode(), tmp)

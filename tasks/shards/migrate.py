@@ -1,13 +1,16 @@
 """`remind-curate migrate OLD NEW`: rewrite shards of an older schema version for this reader.
 
 OLD is a shard, a folder of shards or an ingest output; NEW gets ``shards/`` with the same shard names (and OLD's
-manifest.parquet, run.json and config.yaml when OLD is an ingest output). Every sample is checked by the validator
+manifest.parquet, run.json and config.yaml when OLD is an ingest output) and its dataset card (README.md, info.json:
+tasks/publish/card.py) of the samples NEW holds: from OLD's manifest and the config hash its run.json recorded, or,
+without a manifest, from the migrated samples' own meta.json. Every sample is checked by the validator
 as it streams, its members spooled (to disk past 1 MiB each); only a sample with no problem reaches the migration
 steps and the writer. A sample that fails, its checksums included, is reported and left out, and the command
 exits non-zero. Each shard is written under NEW/.tmp and renamed into place when complete.
 """
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections import Counter
@@ -16,10 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from schemas.migrate import migrate_documents
+from schemas.manifest import ManifestRow
+from schemas.migrate import migrate_documents, version_of
 from schemas.shard_writer import ShardWriter, member_order
 from schemas.shards import Finding, SampleStream, printable, read_shard
+from schemas.untrusted import load_json
 from schemas.version import SCHEMA_VERSION, SchemaVersionError
+from tasks.publish.card import write_dataset_card
+from tasks.publish.manifest import read_manifest
 from tasks.shards.validate import Problem, check_stream, shard_paths
 
 COPIED = ("manifest.parquet", "run.json", "config.yaml")
@@ -33,6 +40,9 @@ class MigrationResult:
     shards: list[str] = field(default_factory=list)
     from_versions: Counter = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
+    keys: set[str] = field(default_factory=set)  # of the samples written to NEW
+    stamped: Counter = field(default_factory=Counter)  # the schema_version they carry after migrating
+    rows: list[ManifestRow] | None = None  # made from their meta.json, when OLD has no manifest
 
     def summary(self) -> str:
         versions = ", ".join(f"{v}: {n}" for v, n in sorted(self.from_versions.items())) or "none"
@@ -84,9 +94,39 @@ def _migrate_sample(stream: SampleStream, writer: ShardWriter, result: Migration
                 members.append((ext, spool.files[ext]))
         writer.add(stream.key, members)
         result.from_versions[source] += 1
+        migrated = {**documents, **changed}
+        result.keys.add(stream.key)
+        result.stamped[version_of(migrated)] += 1
+        if result.rows is not None:
+            result.rows.append(_row(load_json(migrated["meta.json"]), shard))
         return True
     finally:
         spool.close()
+
+
+def _row(meta: dict, shard: str) -> ManifestRow:
+    """The manifest row of a migrated sample, from its (verified) meta.json: what the card counts."""
+    return ManifestRow(run_id=meta["run_id"], clip_id=meta["clip_id"], window=meta["window"],
+                       source=meta["source"]["kind"], uri=meta["source"]["uri"], status="accepted", shard=shard,
+                       key=meta["key"], parent_key=meta.get("parent_key"), tags=meta.get("tags", []),
+                       event_group=meta.get("event_group"), interruption=meta.get("interruption"),
+                       caption=meta.get("caption") or None, caption_source=meta.get("caption_source"),
+                       license=meta.get("license"), config_hash=meta["config_hash"])
+
+
+def _write_card(old: Path, new: Path, result: MigrationResult) -> None:
+    """NEW's card: OLD's manifest rows (a sample left out is no longer in a shard) or the rows made from the
+    samples, the config hash OLD's run recorded (a re-hash of its config.yaml by this version's config model could
+    differ), the versions the samples carry."""
+    shards = {name: (new / "shards" / name).stat().st_size for name in result.shards}
+    rows = result.rows
+    if rows is None:
+        rows = [row if not row.shard or row.key in result.keys else row.model_copy(update={"shard": None})
+                for row in read_manifest(old / "manifest.parquet")]
+    run = old / "run.json"
+    config_hash = json.loads(run.read_text()).get("config_hash") if (old / "shards").is_dir() and run.is_file() \
+        else None
+    write_dataset_card(new, rows, config_hash, shards, versions=result.stamped, from_manifest=result.rows is None)
 
 
 def migrate_path(old: Path, new: Path) -> MigrationResult:
@@ -97,7 +137,8 @@ def migrate_path(old: Path, new: Path) -> MigrationResult:
     if not shards:
         raise FileNotFoundError(f"no .tar shard under {old}")
     (new / "shards").mkdir(parents=True, exist_ok=True)
-    result = MigrationResult(new)
+    with_manifest = (old / "shards").is_dir() and (old / "manifest.parquet").is_file()
+    result = MigrationResult(new, rows=None if with_manifest else [])
     for shard in shards:
         with ShardWriter(new / "shards" / shard.name, tmp_dir=new / ".tmp") as writer:
             for item in read_shard(shard):
@@ -113,4 +154,5 @@ def migrate_path(old: Path, new: Path) -> MigrationResult:
         for name in COPIED:
             if (old / name).is_file():
                 shutil.copy2(old / name, new / name)
+    _write_card(old, new, result)
     return result

@@ -14,10 +14,14 @@ import numpy as np
 import pytest
 import yaml
 
-from schemas.config import load_config
+from schemas.config import Config, load_config
+from schemas.constants import NUM_FRAMES
+from schemas.manifest import ManifestRow
 from schemas.mp4 import decode_mp4
 from schemas.sample_io import decode_sample
-from tasks.publish.card import hf_license, published_rows, render_card, size_category, write_dataset_card
+from schemas.version import SCHEMA_VERSION
+from tasks.publish.card import (build_info, hf_license, published_rows, render_card, size_category,
+                                write_dataset_card)
 from tasks.publish.manifest import read_manifest
 
 CLIPS = 4
@@ -80,6 +84,38 @@ def test_license_ids_and_size_buckets() -> None:
         "n<1K", "n<1K", "1K<n<10K", "1K<n<10K", "10K<n<100K", "1M<n<10M"]
 
 
+def _row(key: str | None, status: str = "accepted", shard: str | None = "shard-000000.tar") -> ManifestRow:
+    return ManifestRow(run_id="r", clip_id="c", source="synthetic", uri="u", status=status, shard=shard, key=key,
+                       interruption="none", config_hash="h")
+
+
+ROWS = [_row("synthetic-0-00000-w00"), _row("synthetic-0-00001-w00"), _row(None, "rejected", None)]
+
+
+def test_info_counts_frames_and_the_versions_of_an_ingest() -> None:
+    info = build_info(ROWS, Config(), {"shard-000000.tar": 10})
+    assert info["total_samples"] == 2 and info["total_frames"] == 2 * NUM_FRAMES == 2 * info["frames_per_sample"]
+    assert info["config_hash"] == Config().config_hash and info["schema_version"] == SCHEMA_VERSION
+    assert info["sample_schema_versions"] == {SCHEMA_VERSION: 2} and info["counts_from"] == "manifest.parquet"
+
+
+def test_card_of_migrated_samples_says_what_they_are(tmp_path: Path) -> None:
+    """A migrated OUT: the recorded config hash (not a re-hash), the versions its samples are stamped with, and,
+    without a manifest, counts derived from the samples themselves."""
+    write_dataset_card(tmp_path, ROWS[:2], "d69137aa4bcbad8c", {"shard-000000.tar": 10}, versions={"1.0.0": 2})
+    info = json.loads((tmp_path / "info.json").read_text())
+    assert info["config_hash"] == "d69137aa4bcbad8c" and info["sample_schema_versions"] == {"1.0.0": 2}
+    assert info["schema_version"] == SCHEMA_VERSION and info["total_frames"] == 2 * NUM_FRAMES
+    front, body = _front_matter(tmp_path / "README.md")
+    assert "config hash `d69137aa4bcbad8c`" in body and "stamped 1.0.0: 2" in body
+    write_dataset_card(tmp_path, ROWS[:2], None, {"shard-000000.tar": 10}, versions={"1.0.0": 2},
+                       from_manifest=False)
+    info = json.loads((tmp_path / "info.json").read_text())
+    assert info["config_hash"] is None and info["counts_from"] == "meta.json"
+    _, body = _front_matter(tmp_path / "README.md")
+    assert "config hash unknown" in body and "manifest.parquet" not in body.split("## Counts")[0]
+
+
 def test_ingest_writes_the_card(run_out: Path) -> None:
     """The flow writes README.md and info.json after the manifest, from the rows it wrote."""
     rows, config, shards = _inputs(run_out)
@@ -123,6 +159,7 @@ def test_info_lists_every_member_of_a_real_sample(card: Path) -> None:
     assert (str(frames.dtype), list(frames.shape)) == (features["mp4"]["info"]["decoded_dtype"],
                                                         features["mp4"]["shape"])
     assert info["fps"] == features["mp4"]["info"]["video.fps"] and info["frames_per_sample"] == frames.shape[0]
+    assert info["total_frames"] == len(samples) * frames.shape[0]
     assert {"mp4", "degraded.mp4", "meta.json", "graph.json", "checksums.json", "camera.npy", "txt"} <= seen
 
 

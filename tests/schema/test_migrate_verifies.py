@@ -6,17 +6,21 @@ import hashlib
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from remind_curate.cli import build_parser, main
+from schemas.constants import NUM_FRAMES
 from schemas.migrate import STEPS, MigrationRefused, add_checksums, migrate_members, plan
 from schemas.sample_io import npy_bytes
-from schemas.version import CURRENT, FIRST_RELEASED, SchemaVersionError, check_readable, parse_version
+from schemas.version import (CURRENT, FIRST_RELEASED, SCHEMA_VERSION, SchemaVersionError, check_readable,
+                             parse_version)
 from tasks.shards.validate import iter_samples, validate_path
-from tests.schema.conftest import members_of, write_tar
+from tests.schema.conftest import FROZEN, members_of, write_tar
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -87,3 +91,47 @@ def test_a_refused_version_names_a_command_that_exists() -> None:
             or "nothing can migrate it" in str(refused.value), str(refused.value)
     for major in range(parse_version(FIRST_RELEASED)[0], CURRENT[0]):  # every older released major migrates
         plan(f"{major}.0.0")
+
+
+def _card(new: Path) -> tuple[dict, str]:
+    info = json.loads((new / "info.json").read_text())
+    front, body = (new / "README.md").read_text()[4:].split("\n---\n", 1)
+    assert yaml.safe_load(front)["configs"][0]["data_files"] == [{"split": "train", "path": "shards/*.tar"}]
+    return info, body
+
+
+def test_migrating_an_ingest_output_writes_the_card_of_what_new_holds(frozen_shard: Path, tmp_path: Path) -> None:
+    """NEW's card: its shards (a sample left out is not counted), the run's recorded config hash, the versions its
+    samples carry (nothing is restamped) and the frames they hold."""
+    samples = _samples(frozen_shard)
+    key, members = samples[0]
+    camera = np.load(io.BytesIO(members["camera.npy"])).copy()
+    camera[0, 0, 3] = 0.5  # fails a 1.0 check: left out
+    old = tmp_path / "old"
+    (old / "shards").mkdir(parents=True)
+    write_tar(old / "shards" / "shard-000000.tar", [(key, {**members, "camera.npy": npy_bytes(camera)}),
+                                                    *samples[1:]])
+    for name in ("manifest.parquet", "run.json"):
+        shutil.copy2(FROZEN / name, old / name)
+    shutil.copy2(FROZEN / "ingest-config.yaml", old / "config.yaml")
+    assert main(["migrate", str(old), str(tmp_path / "new")]) == 1
+    info, body = _card(tmp_path / "new")
+    new_shard = tmp_path / "new" / "shards" / "shard-000000.tar"
+    assert info["total_samples"] == 2 and info["total_frames"] == 2 * NUM_FRAMES
+    assert info["shards"] == ["shard-000000.tar"] and info["total_bytes"] == new_shard.stat().st_size
+    assert info["config_hash"] == json.loads((FROZEN / "run.json").read_text())["config_hash"]
+    assert info["schema_version"] == SCHEMA_VERSION and info["sample_schema_versions"] == {"1.0.0": 2}
+    assert info["counts_from"] == "manifest.parquet"
+    table = body.split("### By interruption\n\n", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    assert sorted(line.split(" | ")[0].strip("| ") for line in table) == ["camera_loop", "occluder"]
+
+
+def test_migrating_bare_shards_derives_the_card_from_the_samples(frozen_shard: Path, tmp_path: Path) -> None:
+    """Without a manifest (a shard folder), the card is made from the migrated samples' own meta.json."""
+    assert main(["migrate", str(frozen_shard.parent), str(tmp_path / "new")]) == 0
+    info, body = _card(tmp_path / "new")
+    assert info["total_samples"] == 3 and info["total_frames"] == 3 * NUM_FRAMES
+    assert info["counts_from"] == "meta.json" and info["config_hash"] is None
+    assert info["sample_schema_versions"] == {"1.0.0": 3}
+    table = body.split("### By interruption\n\n", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    assert sorted(line.split(" | ")[0].strip("| ") for line in table) == ["camera_loop", "none", "occluder"]

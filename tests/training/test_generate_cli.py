@@ -11,8 +11,8 @@ import yaml
 
 from remind_curate.cli import main
 from schemas.mp4 import probe_mp4
+from training.checkpoint import save_checkpoint
 from training.config import TrainConfig, load_train_config
-from training.loop import save_checkpoint
 from training.model.wan_causal import build_model
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "train-tiny.yaml"

@@ -8,11 +8,12 @@ import numpy as np
 import torch
 import webdataset as wds
 
+from training.checkpoint import load_checkpoint
 from training.config import load_train_config
 from training.data import MixtureSampler, decode_latent_row, shard_paths
 from training.encode import encode_shards, encode_text_cache
 from training.heatmap import kv_importance
-from training.loop import load_checkpoint, train_loop
+from training.loop import train_loop
 from training.model.wan_causal import build_model
 
 TINY = Path(__file__).resolve().parents[2] / "configs" / "train-tiny.yaml"

@@ -9,7 +9,6 @@ per-token timestep path (timestep of shape (B, tokens)).
 """
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +17,13 @@ import torch
 from diffusers import WanTransformer3DModel
 from torch import nn
 
+from training.checkpoint import checkpoint_pm_rope, load_checkpoint
 from training.config import ModelConfig, PMRoPEConfig
 from training.model.attention import AttentionRecorder, ReMindAttnProcessor, RotaryContext
 from training.model.kv_cache import KVCache
 from training.model.pm_rope import CameraResidual, PhaseMLP
 
 NEW_PARAMETER_MARK = ".pm_"
-WEIGHTS_NAME = "diffusion_pytorch_model.safetensors"  # diffusers' file name: from_pretrained finds it
-REMIND_CONFIG = "remind.json"  # the PM-RoPE config of a checkpoint
 MASK_CACHE_SIZE = 64
 
 
@@ -255,24 +253,14 @@ def build_model(cfg: ModelConfig, device: torch.device, seed: int = 0) -> Causal
     return model
 
 
-def checkpoint_weights(directory: Path) -> Path:
-    """The weights file of a checkpoint folder (the diffusers name; ``model.safetensors`` in older runs)."""
-    for name in (WEIGHTS_NAME, "model.safetensors"):
-        if (Path(directory) / name).exists():
-            return Path(directory) / name
-    raise FileNotFoundError(f"no model weights in {directory}")
-
-
 def load_remind_transformer(directory: Path, device: torch.device | str = "cpu", backend: str = "auto",
                             dtype: torch.dtype = torch.float32) -> WanTransformer3DModel:
     """A training checkpoint as a model: stock Wan through ``from_pretrained``, extended with the PM-RoPE config
-    the checkpoint records, then every key (stock and ``pm_*``) loaded strictly from the same file."""
-    from safetensors.torch import load_file
-
-    directory = Path(directory)
-    pm = PMRoPEConfig.model_validate(json.loads((directory / REMIND_CONFIG).read_text())["pm_rope"])
+    the checkpoint records, then every key (stock and ``pm_*``) loaded strictly by ``load_checkpoint``."""
     from diffusers.utils import logging as diffusers_logging
 
+    directory = Path(directory)
+    pm = checkpoint_pm_rope(directory)
     verbosity = diffusers_logging.get_verbosity()
     diffusers_logging.set_verbosity_error()  # the pm_* keys it skips are loaded just below
     try:
@@ -281,5 +269,5 @@ def load_remind_transformer(directory: Path, device: torch.device | str = "cpu",
         diffusers_logging.set_verbosity(verbosity)
     device = torch.device(device)
     model = attach_remind(model.to(device), pm, resolve_backend(backend, device))
-    model.load_state_dict(load_file(str(checkpoint_weights(directory)), device=str(device)), strict=True)
+    load_checkpoint(directory, model)
     return model.eval()
