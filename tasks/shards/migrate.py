@@ -5,7 +5,8 @@ manifest.parquet, run.json and config.yaml when OLD is an ingest output) and its
 tasks/publish/card.py) of the samples NEW holds: from OLD's manifest and the config hash its run.json recorded, or,
 without a manifest, from the migrated samples' own meta.json. Every sample is checked by the validator
 as it streams, its members spooled (to disk past 1 MiB each); only a sample with no problem reaches the migration
-steps and the writer. A sample that fails, its checksums included, is reported and left out, and the command
+steps and the writer. A sample that fails, its checksums included, or repeats a key already read (the first copy
+stands), is reported and left out, and the command
 exits non-zero. Each shard is written under NEW/.tmp and renamed into place when complete.
 """
 from __future__ import annotations
@@ -27,6 +28,7 @@ from schemas.untrusted import load_json
 from schemas.version import SCHEMA_VERSION, SchemaVersionError
 from tasks.publish.card import write_dataset_card
 from tasks.publish.manifest import read_manifest
+from tasks.shards.report import KeyIndex
 from tasks.shards.validate import Problem, check_stream, shard_paths
 
 COPIED = ("manifest.parquet", "run.json", "config.yaml")
@@ -139,11 +141,16 @@ def migrate_path(old: Path, new: Path) -> MigrationResult:
     (new / "shards").mkdir(parents=True, exist_ok=True)
     with_manifest = (old / "shards").is_dir() and (old / "manifest.parquet").is_file()
     result = MigrationResult(new, rows=None if with_manifest else [])
+    seen = KeyIndex()
     for shard in shards:
         with ShardWriter(new / "shards" / shard.name, tmp_dir=new / ".tmp") as writer:
             for item in read_shard(shard):
                 if isinstance(item, Finding):
                     result.problems.append(Problem(shard.name, item.key, f"not migrated: {item.problem}", "reader"))
+                elif (before := seen.first_seen(printable(item.key), shard.name)) is not None:
+                    check_stream(item, decode_video=False)  # read past its members; the first copy stands
+                    result.problems.append(Problem(shard.name, printable(item.key),
+                                                   f"not migrated: duplicate key (also in {before})", "reader"))
                 elif _migrate_sample(item, writer, result, shard.name):
                     result.samples += 1
             if writer.keys:

@@ -50,6 +50,17 @@ def test_a_tampered_sample_is_never_rewritten(small_shard: Path, tmp_path: Path,
     assert validate_path(tmp_path / "new" / "shards").ok
 
 
+def test_a_repeated_key_is_migrated_once(small_shard: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (a_key, a), (b_key, b), _ = _samples(small_shard)
+    (tmp_path / "old").mkdir()
+    old = write_tar(tmp_path / "old" / "shard-000000.tar", [(a_key, a), (b_key, b), (a_key, a)])
+    assert main(["migrate", str(old), str(tmp_path / "new")]) == 1
+    assert (f"shard-000000.tar: {a_key}: not migrated: duplicate key (also in shard-000000.tar)"
+            in capsys.readouterr().err.splitlines())
+    assert _migrated_keys(tmp_path / "new") == [a_key, b_key]
+    assert validate_path(tmp_path / "new" / "shards").ok
+
+
 def test_a_1_0_sample_failing_a_1_0_check_gets_no_checksums(frozen_shard: Path, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture) -> None:
     samples = _samples(frozen_shard)
