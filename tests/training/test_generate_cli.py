@@ -71,3 +71,32 @@ def test_generate_every_mode(tiny_shards: Path, tmp_path: Path) -> None:
             assert heatmap["unavailable_rows"] == [0]
         if mode == "i2v":
             assert heatmap["unavailable_rows"] == [] and record["suffix_start_frame"] == 1
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through read(2) so far (/proc/self/io rchar)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+def test_reading_the_first_sample_does_not_read_the_next_ones_members(tmp_path: Path) -> None:
+    """A 64 MiB member in the second sample: taking one sample reads its header, not its data."""
+    import io
+    import tarfile
+    from itertools import islice
+
+    from training.generate.run import read_samples
+
+    (tmp_path / "shards").mkdir()
+    with tarfile.open(tmp_path / "shards" / "shard-00000.tar", "w") as tar:
+        for name, data in (("a.txt", b"first"), ("a.json", b"{}"), ("b.bin", bytes(64 << 20)), ("b.txt", b"second")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    before = _bytes_read()
+    (first,) = islice(read_samples(tmp_path / "shards"), 1)
+    spent = _bytes_read() - before
+    assert first == {"__key__": "a", "txt": b"first", "json": b"{}"}
+    assert spent < 4 << 20, f"{spent / 2**20:.1f} MiB read for one small sample"

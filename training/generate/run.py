@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import webdataset as wds
 
 from schemas.constants import CHUNK_SIZE
 from schemas.sample_io import decode_sample
+from schemas.shards import raw_samples
 from training.cameras import sample_cameras
 from training.config import TrainConfig, checked
 from training.data import shard_paths
@@ -53,9 +53,11 @@ def run_config(run: Path, config: Path | None) -> TrainConfig:
 
 
 def read_samples(shards: Path) -> Iterator[dict[str, Any]]:
-    """The raw samples of every shard in order, one at a time (a shard is opened when its first sample is needed)."""
+    """The raw samples of every shard in order, one at a time: a shard is opened when its first sample is needed,
+    and a sample ends at the next one's first header (512 bytes), so ``islice(.., n)`` reads n samples' bytes."""
     for path in shard_paths(shards):
-        yield from wds.WebDataset(path, shardshuffle=False, empty_check=False)
+        for raw in raw_samples(path):
+            yield {k: v for k, v in raw.items() if k == "__key__" or not k.startswith("__")}
 
 
 def sample_seed(seed: int, key: str) -> int:
