@@ -28,6 +28,7 @@ class Execution:
 
     def __init__(self, records: Iterable[Any], pipeline: Pipeline, config: Any, run: Any):
         self.pipeline, self.config, self.run = pipeline, config, run
+        self._store = getattr(run, "store", None)  # engine.store.OutputStore (None: a bare pipeline, no OUT)
         self.metrics = PipelineMetrics("ray" if config.ray.enabled else "local")
         if config.ray.enabled:
             from engine.ray_data import run_on_ray
@@ -44,6 +45,8 @@ class Execution:
         try:
             for item in self._results:
                 yield self.pipeline.on_failure(item, self.config, self.run) if isinstance(item, Failed) else item
+                if self._store is not None:
+                    self._store.checkpoint()  # e.g. fold the bucket's ledger now and then: a resume lists it fast
         finally:
             close = getattr(self._results, "close", None)
             if close is not None:  # stops the backend's workers when the caller stops early

@@ -6,9 +6,9 @@ reading every shard's headers costs one request per 1,000 clips plus one GET per
 log with checkpoints:
 
 - workers commit one object per clip, ``cache/clips/<clip>.json``, as before;
-- before packing, the driver folds every such object into ``cache/ledger/part-NNNNNN.json.gz`` (clip id -> the entry
-  file's exact text: the previous part's entries plus the objects), uploads it whole, then deletes the previous part
-  and the folded objects. A reader takes the parts in number order, then the objects: the later wins. A crash
+- every ``REMIND_CURATE_LEDGER_FOLD_S`` seconds of a run (120) and before packing, the driver folds every such
+  object into ``cache/ledger/part-NNNNNN.json.gz`` (clip id -> the entry file's exact text: the previous part's
+  entries plus the objects), uploads it whole, then deletes the previous part and the folded objects. A reader takes the parts in number order, then the objects: the later wins. A crash
   between upload and delete leaves both, and they agree;
 - each published shard's key list goes to ``cache/shard-index/<shard>.json`` with the shard object's size and ETag,
   so a fresh machine reads a few small objects, not every shard's headers.
@@ -20,16 +20,32 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import os
 import re
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger(__name__)
+FOLD_EVERY_ENV = "REMIND_CURATE_LEDGER_FOLD_S"
 PARTS = "cache/ledger"
 CLIPS = "cache/clips"
 SHARD_INDEX = "cache/shard-index"
 _PART = re.compile(r"^part-(\d{6})\.json\.gz$")
+
+
+def fold_every_s() -> float:
+    """Seconds between folds while a run goes (``REMIND_CURATE_LEDGER_FOLD_S``, default 120; 0: after every clip)."""
+    text = os.environ.get(FOLD_EVERY_ENV, "120")
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise ValueError(f"{FOLD_EVERY_ENV} must be a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def part_number(rel: str) -> int | None:
@@ -124,6 +140,19 @@ class BucketLedger:
             raise self.store._fail("removing folded ledger objects from", exc) from None
         for path in old:
             path.unlink(missing_ok=True)
+
+    def fold_if_due(self, since: float) -> float:
+        """While the run goes (the lease holder): fold the clip objects committed so far when ``fold_every_s``
+        has passed ``since`` (time.monotonic), so a run killed mid-way resumes from a compact ledger. A failure
+        here is logged and left to the next fold: the objects are still the ledger. Returns the last fold's time."""
+        now = time.monotonic()
+        if now - since < fold_every_s():
+            return since
+        try:
+            self.compact(*self.pull(drop_extra=False))
+        except OSError as exc:
+            log.warning("folding the ledger of %s failed (%s); the clip objects stand", self.store.url, exc)
+        return time.monotonic()
 
     # -- the shard index -------------------------------------------------------------------------------------------
     def index_path(self, shard: str) -> Path:

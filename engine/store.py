@@ -53,6 +53,9 @@ class OutputStore:
     def commit_clip(self, run: Any, clip_id: str, window_ids: list[str], keys: list[str]) -> None:
         """A clip's outputs are written locally (its ledger entry last): make them durable in that order."""
 
+    def checkpoint(self) -> None:
+        """Called after each result while the run goes: keep what a resume must list cheap to list."""
+
     def refresh(self) -> None:
         """Before packing: bring down what workers on other machines committed."""
 

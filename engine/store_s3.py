@@ -27,6 +27,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,6 +125,7 @@ class S3Store(OutputStore):
     local: Path
     lease: Any = None  # engine.bucket_lease.BucketLease while this process writes the store (the driver only)
     evict: bool = False  # a worker's own copy: a committed clip's local files go once they are in the bucket
+    folded_at: float = dataclasses.field(default_factory=time.monotonic)  # the ledger's last fold (checkpoint)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "lease": None}  # a Ray worker uploads under the driver's lease
@@ -150,8 +152,10 @@ class S3Store(OutputStore):
                                    ) from None
             if write:
                 from engine.bucket_lease import lease_ttl_s
+                from engine.s3_catalog import fold_every_s
 
-                lease_ttl_s()  # a malformed lease TTL is a misconfiguration too
+                lease_ttl_s()  # a malformed lease TTL or fold interval is a misconfiguration too
+                fold_every_s()
                 fs.pipe_file(probe, b"")  # write and delete access, before any work
                 fs.rm_file(probe)
             elif not fs.exists(f"{root}/run.json"):  # read access, and a run to read
@@ -273,6 +277,10 @@ class S3Store(OutputStore):
         for path in (local / "shards").glob("*.tar"):  # published here but never uploaded: repacked
             if shards.get(path.name) != path.stat().st_size:
                 path.unlink()
+
+    def checkpoint(self) -> None:
+        """Every REMIND_CURATE_LEDGER_FOLD_S (120 s) of a run, the clip objects so far are folded into the ledger."""
+        self.folded_at = self.catalog.fold_if_due(self.folded_at)
 
     def refresh(self) -> None:
         """After the workers ran: ledger entries and staged samples that workers on other nodes uploaded come down,

@@ -113,3 +113,45 @@ def test_a_local_entry_the_bucket_lacks_is_dropped_and_redone(s3):
     split, local, _ = _resume(url)
     assert "clip-999" not in local and local["clip-003"].startswith(b"{")
     assert len(split.done_rows) == CLIPS
+
+
+def test_a_running_pipeline_folds_the_ledger_every_interval(s3, monkeypatch):
+    """The executor calls the store's checkpoint after each result: with the interval at 0 the clip objects
+    committed so far are folded while the run goes (a run killed later resumes from the part); at the default
+    interval nothing is folded yet."""
+    from engine.executor import run_pipeline
+    from engine.run import atomic_write_json
+    from engine.run_setup import open_output
+    from engine.stage import Pipeline, ProcessingStage
+    from schemas.config import Config
+
+    class Pass(ProcessingStage[int, int]):
+        name, input_type, output_type = "pass", int, int
+
+        def process(self, record: int) -> int:
+            return record
+
+    bucket, client, _ = s3
+    pipeline = Pipeline("pass", (Pass,), on_failure=lambda failed, config, run: failed)
+
+    def committed_then_run(interval: str, prefix: str) -> list[str]:
+        monkeypatch.setenv("REMIND_CURATE_LEDGER_FOLD_S", interval)
+        with open_output(f"s3://{bucket}/{prefix}", Config()) as run:
+            for i in range(3):
+                atomic_write_json(run.clips / f"clip-{i:03d}.json", _entry(run, i))
+            run.store.put(sorted(run.clips.glob("*.json")))
+            assert list(run_pipeline(range(2), pipeline, Config(), run)) == [0, 1]
+        return sorted(k for k in _objects(client, bucket, f"{prefix}/") if k.startswith("cache/"))
+
+    assert committed_then_run("120", "later") == [f"cache/clips/clip-00{i}.json" for i in range(3)]
+    assert committed_then_run("0", "now") == ["cache/ledger/part-000001.json.gz"]
+    assert set(_part(client, bucket, "now/cache/ledger/part-000001.json.gz")) == {f"clip-00{i}" for i in range(3)}
+
+
+def test_a_malformed_fold_interval_is_a_misconfiguration(s3, monkeypatch):
+    from engine.store import StorageError
+    from engine.stores import open_store
+
+    monkeypatch.setenv("REMIND_CURATE_LEDGER_FOLD_S", "soon")
+    with pytest.raises(StorageError, match="REMIND_CURATE_LEDGER_FOLD_S must be a number of seconds >= 0"):
+        open_store(f"s3://{s3[0]}/run")
