@@ -41,7 +41,7 @@ PROBES: tuple[tuple[str, str, str], ...] = (
     ("tasks.vlm.judge", "judge_windows", "filter_calls"),
     ("tasks.cameras", "estimate_geometry", "geometry_calls"),
     ("tasks.geometry.stage", "estimate_geometry", "geometry_calls"),
-    ("tasks.geometry.base", "make_geometry_backend", "geometry_calls"),
+    ("tasks.geometry.backends", "make_geometry_backend", "geometry_calls"),
     ("tasks.cameras", "make_geometry_backend", "geometry_calls"),
     ("tasks.cameras", "_backend", "geometry_calls"),  # EstimateCameras.setup and each window's estimate
     ("tasks.samples", "encode_h264", "encodes"),

@@ -80,22 +80,6 @@ class ProcessingStage(Generic[In, Out]):
         return [self.process(record) for record in records]
 
 
-def function_stage(fn: Callable[..., Any], *, input_type: type, output_type: type,
-                   resources: Resources = Resources(), name: str | None = None,
-                   uses: str = "config") -> type[ProcessingStage]:
-    """A stage from a plain function ``fn(record, config)`` (or ``fn(record, run)`` with ``uses="run"``), named
-    ``name`` or after the function."""
-    plain = fn
-    stage_name = name or plain.__name__.replace("_", "-")
-
-    def process(self: ProcessingStage, record: Any) -> Any:
-        return plain(record, self.run if uses == "run" else self.config)
-
-    return type(f"{plain.__name__.title().replace('_', '')}Stage", (ProcessingStage,), {
-        "name": stage_name, "input_type": input_type, "output_type": output_type, "resources": resources,
-        "process": process, "__doc__": plain.__doc__, "__module__": plain.__module__})
-
-
 @dataclass
 class Failed:
     """A record a stage raised on. ``transient``: the environment failed (disk full, I/O error, a worker lost),

@@ -41,7 +41,8 @@ class Outcome:
     span_s: tuple[float, float] | None = None
     scores: dict[str, float] = field(default_factory=dict)
     tags: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. the VLM judgement and an audit thumbnail
+    vlm: dict[str, Any] | None = None  # the window's VLM judgement, when it was judged
+    thumbnail: np.ndarray | None = None  # its audit thumbnail (VLM-judged windows)
     window_id: str | None = None
     parent_key: str | None = None  # the earlier run's sample this window was made from (a cache source)
 
@@ -66,7 +67,8 @@ class Clip:
     cut_detector: str | None = None
     cut_detector_fallback: str | None = None  # why the configured detector was not used
     cut_model_fraction: float | None = None  # share of the source's frames TransNetV2 scored (the cascade's cost)
-    carried: list[ManifestRow] = field(default_factory=list)  # rows an earlier run decided (a cache source's)
+    carried: list[ManifestRow] = field(default_factory=list)  # rows an earlier run decided (a cache source's),
+    # stamped with this run: the write stage records them after the clip's own
 
     def drop(self, window: Window, outcome: Outcome) -> None:
         outcome.window = window.index
@@ -75,10 +77,8 @@ class Clip:
         outcome.tags = outcome.tags or list(window.tags)
         outcome.window_id = window.window_id
         outcome.parent_key = window.parent_key
-        if window.vlm is not None:
-            outcome.extra.setdefault("vlm", window.vlm)
-        if window.thumbnail is not None:
-            outcome.extra.setdefault("thumbnail", window.thumbnail)
+        outcome.vlm = outcome.vlm if outcome.vlm is not None else window.vlm
+        outcome.thumbnail = outcome.thumbnail if outcome.thumbnail is not None else window.thumbnail
         self.outcomes.append(outcome)
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from engine.stage import ProcessingStage, Resources, function_stage
+from engine.stage import ProcessingStage, Resources
 from schemas.config import Config, NormaliseConfig
 from tasks.prefilter.cuts import _detector, boundary_frames, detect_transitions, find_cuts  # noqa: F401
 from tasks.records import SourceFacts, SourceItem, Window
@@ -167,4 +167,10 @@ class DetectSceneCuts(ProcessingStage[Clip, Clip]):
         return detect_scene_cuts(clip, self.config)
 
 
-CutWindows = function_stage(cut_windows, input_type=Clip, output_type=Clip)
+class CutWindows(ProcessingStage[Clip, Clip]):
+    """Clip -> its 81-frame windows; a window with a scene cut inside leaves as a rejected outcome."""
+
+    name, input_type, output_type, resources = "cut-windows", Clip, Clip, Resources(cpus=1.0)
+
+    def process(self, clip: Clip) -> Clip:
+        return cut_windows(clip, self.config)

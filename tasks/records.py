@@ -41,7 +41,12 @@ class GroundTruth:
     loop_return_frame: int | None = None
     event_type: str | None = None
     caption: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    index: int | None = None  # the source's clip number (synthetic), for the kind mixture of a small run
+    extra: dict[str, Any] = field(default_factory=dict)  # other facts of the source (JSON-able), written as they are
+
+    def facts(self) -> dict[str, Any]:
+        """``extra`` with the clip number: the facts a sample's meta and the window cache record."""
+        return {**self.extra, **({} if self.index is None else {"index": self.index})}
 
 
 @dataclass

@@ -9,7 +9,7 @@ from schemas.sample import Attribution, GeometryMeta, SampleMeta, SourceInfo
 from tasks.augment import Augmented
 from tasks.captions import caption_of
 from tasks.clip import Clip, Outcome
-from tasks.records import Window
+from tasks.records import GroundTruth, Window
 from tasks.sources.facts import manifest_fields, meta_fields
 from taxonomy import load_taxonomy
 
@@ -35,15 +35,18 @@ def _event_group(tags: list[str]) -> str | None:
     return None
 
 
+def truth_meta(truth: GroundTruth) -> dict[str, Any]:
+    """A sample's ``meta.truth``: the event and the truth's scalar facts."""
+    return {"event_type": truth.event_type, "loop_return_frame": truth.loop_return_frame,
+            **{k: v for k, v in truth.facts().items() if isinstance(v, (int, float, str, bool))}}
+
+
 def sample_meta(window: Window, aug: Augmented, run: RunContext, key: str) -> SampleMeta:
     item = window.item
     geometry = window.geometry or {}
     known = window.camera_c2w is not None
     caption = caption_of(window)
-    truth = None
-    if window.truth is not None:
-        truth = {"event_type": window.truth.event_type, "loop_return_frame": window.truth.loop_return_frame,
-                 **{k: v for k, v in window.truth.extra.items() if isinstance(v, (int, float, str, bool))}}
+    truth = None if window.truth is None else truth_meta(window.truth)
     return SampleMeta(
         key=key, clip_id=item.clip_id, window=window.index, parent_key=window.parent_key,
         parent_run=window.parent_run,
@@ -73,7 +76,7 @@ def manifest_row(run: RunContext, window_or_none: Window | None, clip: Clip, sta
     scores = dict(w.scores) if w else (outcome.scores if outcome else {})
     span = w.span_s if w else (outcome.span_s if outcome else None)
     aug = w.augmented if w else None
-    vlm = (w.vlm if w else (outcome.extra.get("vlm") if outcome else None)) or {}
+    vlm = (w.vlm if w else (outcome.vlm if outcome else None)) or {}
     parent_key = w.parent_key if w else (outcome.parent_key if outcome else None)
     return ManifestRow(
         run_id=run.run_id, clip_id=item.clip_id, window=w.index if w else (outcome.window if outcome else None),

@@ -20,9 +20,8 @@ from tasks.records import Window
 
 
 def downsample_depth(depth: np.ndarray) -> np.ndarray:
-    """(N,H,W) -> (N,120,208) float16; nearest, so no depth is invented at object boundaries."""
-    if depth.shape[1:] == (DEPTH_HEIGHT, DEPTH_WIDTH):  # already packed (regenerate reuses the cache)
-        return depth.astype(np.float16)
+    """(N,H,W) -> (N,120,208) float16; nearest, so no depth is invented at object boundaries. Depth already at
+    120x208 float16 comes back bit for bit (a resize to the same size is a copy; float16 -> float32 is exact)."""
     return np.stack([cv2.resize(d.astype(np.float32), (DEPTH_WIDTH, DEPTH_HEIGHT), interpolation=cv2.INTER_NEAREST)
                      for d in depth]).astype(np.float16)
 
@@ -54,7 +53,7 @@ def cache_window(window: Window, clean_mp4: bytes, run: RunContext) -> Path:
         "geometry": window.geometry, "dynamic_box": list(window.dynamic_box) if window.dynamic_box else None,
         "truth": None if window.truth is None else {
             "event_type": window.truth.event_type, "caption": window.truth.caption,
-            "loop_return_frame": window.truth.loop_return_frame, "extra": window.truth.extra},
+            "loop_return_frame": window.truth.loop_return_frame, "extra": window.truth.facts()},
         "checksums": {p.name: sha256_file(p) for p in sorted(tmp.iterdir())},
     }
     (tmp / "window.json").write_text(json.dumps(record, indent=1, sort_keys=True, default=_jsonable))
@@ -82,7 +81,7 @@ def stage_sample(sample: Sample, clean_path: Path | None, run: RunContext) -> Pa
 def save_thumbnails(clip: Clip, run: RunContext) -> None:
     """Audit thumbnails (VLM-judged windows, kept or not) as OUT/previews/vlm/<window_id>.jpg."""
     pictures = [(w.window_id, w.thumbnail) for w in clip.windows if w.thumbnail is not None]
-    pictures += [(o.window_id, o.extra["thumbnail"]) for o in clip.outcomes if "thumbnail" in o.extra]
+    pictures += [(o.window_id, o.thumbnail) for o in clip.outcomes if o.thumbnail is not None]
     for window_id, image in pictures:
         ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
         if ok:

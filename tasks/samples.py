@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 
 from engine.run import RunContext
-from engine.stage import ENVIRONMENT_ERRNOS, Resources, function_stage
+from engine.stage import ENVIRONMENT_ERRNOS, ProcessingStage, Resources
 from schemas.config import Config
 from schemas.manifest import ManifestRow
 from schemas.sample_io import Sample
@@ -30,9 +30,7 @@ def sample_key(window: Window) -> str:
 
 def ordinal(window: Window) -> int | None:
     """A small-run-friendly index for the kind mixture (the synthetic clip index), else None (hash-based)."""
-    if window.truth is not None and "index" in window.truth.extra:
-        return int(window.truth.extra["index"])
-    return None
+    return window.truth.index if window.truth is not None else None
 
 
 @per_window("build-graph")
@@ -68,11 +66,10 @@ def encode_and_stage(window: Window, run: RunContext) -> Written:
     keys = CHUNK_KEYFRAMES  # IDR at every chunk start: clean and degraded encode alike outside the interval
     fps = run.config.normalise.fps
     clean_mp4 = window.clean_mp4
-    if clean_mp4 is None:
+    if clean_mp4 is None:  # not encoded yet: once, into the window cache (a cache source's window brings it there)
         clean_mp4 = encode_h264(window.frames, fps, enc.crf, enc.preset, enc.threads, keys)
-        clean_path = cache_window(window, clean_mp4, run) / "clean.mp4"
-    else:
-        clean_path = run.windows / window.window_id / "clean.mp4"
+        cache_window(window, clean_mp4, run)
+    clean_path = run.windows / window.window_id / "clean.mp4"
     clean_frames = window.frames
     view = cropped_view(window, aug)  # a crop-moving kind renders the clean clip at its crop (issue 12)
     if view is not None:
@@ -103,8 +100,8 @@ class ClipResult:
 
 
 def write_samples(clip: Clip, run: RunContext) -> ClipResult:
-    """Encode and stage every surviving window, then commit the clip's ledger: the clip is done. The rows an earlier
-    run decided (``clip.carried``) join the clip's, in window order."""
+    """Encode and stage every surviving window, then commit the clip's ledger: the clip is done. The rows decided
+    before this run (``clip.carried``, a cache source's) follow the clip's own, as they are."""
     started = time.perf_counter()
     rows: list[ManifestRow] = []
     for window in clip.windows:
@@ -118,10 +115,7 @@ def write_samples(clip: Clip, run: RunContext) -> ClipResult:
         window.clean_mp4 = None
     for outcome in clip.outcomes:
         rows.append(manifest_row(run, None, clip, outcome.status, outcome.reason, outcome.error, outcome=outcome))
-    if clip.carried:
-        rows += [row.model_copy(update={"run_id": run.run_id, "config_hash": run.clip_hash, "shard": None,
-                                        "seconds": 0.0}) for row in clip.carried]
-        rows.sort(key=lambda r: (r.window is None, r.window if r.window is not None else 0))
+    rows += clip.carried
     save_thumbnails(clip, run)
     clip.timings["write-samples"] = time.perf_counter() - started
     commit_clip(clip, rows, run)
@@ -129,11 +123,25 @@ def write_samples(clip: Clip, run: RunContext) -> ClipResult:
                       clip.cut_detector_fallback)
 
 
-BuildGraph = function_stage(build_samples, input_type=Clip, output_type=Clip, name="build-graph")
-class WriteSamples(function_stage(write_samples, input_type=Clip, output_type=ClipResult, uses="run",
-                                  resources=Resources(cpus=2.0))):  # x264
+class BuildGraph(ProcessingStage[Clip, Clip]):
+    """Clip -> Clip with each window's interruption drawn and its frame graph derived (``build_samples``)."""
+
+    name, input_type, output_type, resources = "build-graph", Clip, Clip, Resources(cpus=1.0)
+
+    def process(self, clip: Clip) -> Clip:
+        return build_samples(clip, self.config)
+
+
+class WriteSamples(ProcessingStage[Clip, ClipResult]):
+    """Clip -> ClipResult: every window encoded and staged, the clip's ledger committed (``write_samples``)."""
+
+    name, input_type, output_type, resources = "write-samples", Clip, ClipResult, Resources(cpus=2.0)  # x264
+
     @classmethod
     def workers_for(cls, config: Config) -> int:
         """Two clips encode at once: x264 spreads one encode over the cores, but feeding it (RGB to YUV, one frame
         at a time) and staging the files run on one; executor.workers overrides."""
         return 2
+
+    def process(self, clip: Clip) -> ClipResult:
+        return write_samples(clip, self.run)

@@ -85,7 +85,7 @@ def test_cache_source_lists_the_parent_clips_and_refuses_cache_bound_config(pare
     assert {i.source for i in listing.items} == {"cache"} and {i.path for i in listing.items} == {str(out.resolve())}
     assert listing.stats == {"parent": str(out.resolve()),
                              "parent_run": json.loads((out / "run.json").read_text())["run_id"]}
-    assert sum(len(i.provenance["rows"]) for i in listing.items) == len(rows)
+    assert sum(len(i.rows) for i in listing.items) == len(rows)
     with pytest.raises(RegenerateError, match="encode.crf"):  # what `ingest --source cache:OUT` may not change
         list_sources(f"cache:{out}", load_config(None, {"encode": {"crf": 30}}), tmp_path)
     with pytest.raises(ValueError, match="needs a path"):
@@ -120,7 +120,7 @@ def test_cached_windows_load_verified_and_corruption_is_a_failed_row(parent, tmp
     assert window.frames.shape == (81, 480, 832, 3) and window.depth.shape == (81, 120, 208)
     assert window.depth.dtype == "float16" and window.camera_c2w.shape == (81, 4, 4)
     assert window.scores == record["scores"] and window.tags == record["tags"]
-    assert window.truth.extra["index"] == record["truth"]["extra"]["index"] and window.truth.state.shape == (81,)
+    assert window.truth.index == record["truth"]["extra"]["index"] and window.truth.state.shape == (81,)
     data = bytearray((bad / "clean.mp4").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (bad / "clean.mp4").write_bytes(bytes(data))

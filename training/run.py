@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from training.config import RayTrainConfig, TrainConfig, load_train_config
-from training.storage import display, download_tree, is_url, resolve, upload_tree
+from training.storage import display, download_tree, is_url, resolve, upload_tree, write_bytes
 
 
 @contextlib.contextmanager
@@ -149,20 +149,17 @@ def train(shards: Path | str, config_path: Path | None, out: Path | str, max_ste
         overrides["ray"] = {"address": ray_address}
     cfg = load_train_config(config_path, overrides or None)
     shards = str(shards) if is_url(shards) else str(Path(shards).resolve())
-    fs, out_path = resolve(out)
-    remote = is_url(out)
-    with contextlib.ExitStack() as stack:
-        local = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="remind-train-out-"))) if remote \
-            else Path(out_path)
-        local.mkdir(parents=True, exist_ok=True)
-        (local / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    fs, out_path = resolve(out)  # a pyarrow filesystem (local or S3) and the path in it: one code path for both
+    with tempfile.TemporaryDirectory(prefix="remind-train-out-") as working:
+        local = Path(working)  # the run's logs gathered here, then written to OUT whole
+        config_text = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False).encode()
+        write_bytes(fs, f"{out_path}/config.yaml", config_text)  # in OUT from the start (generate reads it)
+        (local / "config.yaml").write_bytes(config_text)
         with ray_session(cfg.ray):
             latent_dir, text_dir = _inputs(shards, cfg)
             resources = {"CPU": cfg.ray.cpus_per_worker}
             if cfg.ray.use_gpu:
                 resources["GPU"] = cfg.ray.gpus_per_worker
-            storage = {"storage_path": f"{out_path}/checkpoints", "storage_filesystem": fs} if remote \
-                else {"storage_path": str(local / "checkpoints")}
             trainer = TorchTrainer(
                 _worker,
                 train_loop_config={"train": cfg.model_dump(mode="json"),
@@ -171,7 +168,7 @@ def train(shards: Path | str, config_path: Path | None, out: Path | str, max_ste
                                                        resources_per_worker=resources,
                                                        placement_strategy=cfg.ray.placement_strategy),
                 run_config=ray.train.RunConfig(
-                    name=cfg.run_name, **storage,
+                    name=cfg.run_name, storage_path=f"{out_path}/checkpoints", storage_filesystem=fs,
                     checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
                     failure_config=ray.train.FailureConfig(max_failures=cfg.ray.max_failures)),
                 datasets={"train": build_dataset(shards, cfg.data, latent_dir)},
@@ -190,6 +187,5 @@ def train(shards: Path | str, config_path: Path | None, out: Path | str, max_ste
                    "heatmaps": sorted(display(fs, f"{out_path}/heatmaps/{p.name}")
                                       for p in (local / "heatmaps").glob("*.png"))}
         (local / "summary.json").write_text(json.dumps(summary, indent=2))
-        if remote:
-            upload_tree(local, fs, out_path)
+        upload_tree(local, fs, out_path)
     return summary

@@ -8,7 +8,7 @@ without a given score passes that gate.
 """
 from __future__ import annotations
 
-from engine.stage import function_stage
+from engine.stage import ProcessingStage, Resources
 from schemas.config import Config, DatasetScoreConfig
 from tasks.records import Window
 from tasks.clip import Clip, Reject, per_window
@@ -41,4 +41,10 @@ def apply_source_facts(clip: Clip, config: Config) -> Clip:
     return _apply(clip, config.prefilter.dataset_scores)
 
 
-ApplySourceFacts = function_stage(apply_source_facts, input_type=Clip, output_type=Clip, name="source-facts")
+class ApplySourceFacts(ProcessingStage[Clip, Clip]):
+    """Clip -> Clip without the windows whose dataset scores fail a configured gate."""
+
+    name, input_type, output_type, resources = "source-facts", Clip, Clip, Resources(cpus=1.0)
+
+    def process(self, clip: Clip) -> Clip:
+        return apply_source_facts(clip, self.config)

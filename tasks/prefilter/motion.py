@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.stage import function_stage
+from engine.stage import ProcessingStage, Resources
 from schemas.config import Config, MotionConfig
 from tasks.prefilter.photometric import PhotometricStats, PhotometricTracker
 from tasks.prefilter.scene_change import dynamic_extent, lasting_change
@@ -195,13 +195,20 @@ def _measure_window(window: Window, config: MotionConfig) -> Window:
     return window
 
 
-def measure_motion(clip, config: Config):
+def measure_motion(clip: Clip, config: Config) -> Clip:
     """Pre-filter: reject static scenery, tiny localised motion and brief flickers, unless the light or the
     weather changes enough on its own (thresholds from config)."""
     return _measure_window(clip, config.prefilter.motion)
 
 
-class MeasureMotion(function_stage(measure_motion, input_type=Clip, output_type=Clip)):
+class MeasureMotion(ProcessingStage[Clip, Clip]):
+    """Clip -> Clip without the windows whose motion does not make an event (``measure_motion``)."""
+
+    name, input_type, output_type, resources = "measure-motion", Clip, Clip, Resources(cpus=1.0)
+
     @classmethod
     def enabled_for(cls, config: Config) -> bool:
         return config.prefilter.motion.enabled
+
+    def process(self, clip: Clip) -> Clip:
+        return measure_motion(clip, self.config)

@@ -4,8 +4,8 @@ A finished run OUT keeps, per accepted window, ``OUT/cache/windows/<window_id>/`
 encoded (``clean.mp4``), its cameras/intrinsics/depth (depth already at the packed 120x208 float16), the source's
 truth arrays and ``window.json`` (item, filter scores, tags, caption, VLM verdict, geometry record, checksums).
 
-This module is the source's listing and rules: ``cache_listing`` lists OUT's inputs (one ``SourceItem`` per clip
-of its manifest, ``source="cache"``, carrying the parent's rows for that clip), the config a run from the cache may
+This module is the source's listing and rules: ``cache_listing`` lists OUT's inputs (one ``CacheItem`` per clip
+of its manifest, ``source="cache"``, holding the parent's rows for that clip), the config a run from the cache may
 use, and the parent's lock. Its first stage, ``LoadCachedClip`` (``tasks/sources/cache_windows.py``), loads each
 item's cached windows; the regenerate pipeline (``flows/regenerate.py``) is ingest's with that stage first and the
 stages whose results the cache holds (``CACHED_STAGES``) passed through.
@@ -21,12 +21,14 @@ Decisions:
 - The sample's ``mp4`` is the cached ``clean.mp4`` (``Window.clean_mp4``: the write stage links it, never
   re-encodes): the new shard's clean clips are bit-identical to the parent's. Keys are the parent's keys (same
   window ids); ``meta.parent_key``/``parent_run`` and the manifest's ``parent_key`` name the parent sample.
-- Depth stays at the cached 120x208: ``downsample_depth`` on an array already at that size is an identity
-  (nearest-neighbour resize to the same shape), so the packed depth equals the parent's bit for bit.
+- Depth stays at the cached 120x208: the write stage packs it with the same ``downsample_depth`` as an ingest,
+  which on an array already at that size is an identity (a resize to the same shape is a copy), so the packed
+  depth equals the parent's bit for bit.
 - Augmentation reads the frames decoded from the cached (lossy) clean clip, i.e. exactly the clean clip the sample
   ships; an ingest augments the pre-encode frames, so degraded pixels differ from an ingest with the same config
   by encoding noise only. Parent rows that were rejected or failed upstream are carried into the new manifest
-  (``Clip.carried``).
+  (``Clip.carried``: stamped with the new run's id by the loader, recorded by the write stage after the clip's
+  own rows, in the parent's order).
 - The parent is held with a shared lock for the whole run: several regenerates may read it at once, an ingest
   resuming it is refused meanwhile (``open_run`` takes an exclusive lock).
 """
@@ -56,6 +58,15 @@ CACHED_SECTIONS = ("normalise", "prefilter", "vlm", "geometry", "synthetic", "so
 
 class RegenerateError(RuntimeError):
     """The request cannot be served from the parent's cache (unfinished parent, wrong OUT, cache-bound config)."""
+
+
+@dataclass(frozen=True)
+class CacheItem(SourceItem):
+    """One input of a ``cache:OUT`` source: a clip of the parent run (``path`` is the parent's OUT)."""
+
+    parent_run: str = ""  # the parent's run id
+    parent_source: str = "cache"  # the source the parent read the clip from (the loaded clip's ``source``)
+    rows: tuple[ManifestRow, ...] = ()  # the parent's manifest rows of the clip, in manifest order
 
 
 # -- the parent run -----------------------------------------------------------------------------------------------
@@ -118,15 +129,14 @@ def check_cached_config(source_out: str | Path, config: Config) -> None:
             f"from the original source instead")
 
 
-def cache_items(parent: Parent) -> list[SourceItem]:
-    """One ``source="cache"`` item per input of the parent: ``path`` is the parent OUT, ``provenance`` its rows."""
-    return [SourceItem(clip_id=item.clip_id, source="cache", uri=item.uri, path=str(parent.out),
-                       provenance={"parent_run": parent.run_id, "source": item.source,
-                                   "rows": [r.model_dump(mode="json") for r in parent.rows[item.clip_id]]})
+def cache_items(parent: Parent) -> list[CacheItem]:
+    """One ``source="cache"`` item per input of the parent: ``path`` is the parent OUT, ``rows`` its rows."""
+    return [CacheItem(clip_id=item.clip_id, source="cache", uri=item.uri, path=str(parent.out),
+                      parent_run=parent.run_id, parent_source=item.source, rows=tuple(parent.rows[item.clip_id]))
             for item in parent.items]
 
 
-def cache_listing(source_out: str | Path, config: Config) -> tuple[list[SourceItem], dict[str, Any]]:
+def cache_listing(source_out: str | Path, config: Config) -> tuple[list[CacheItem], dict[str, Any]]:
     """The items of ``cache:OUT`` and the listing's facts, after checking ``config`` against OUT's."""
     parent = read_parent(source_out)
     check_cached_config(parent.out, config)

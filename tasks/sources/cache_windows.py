@@ -1,9 +1,10 @@
 """The cached windows of a ``cache:OUT`` source (``tasks/sources/cache.py``), and its first stage.
 
-``LoadCachedClip`` turns a cache item into a clip: the item's accepted parent windows are linked into the new
-run's cache, verified and decoded; each window carries its cached clean clip and the parent sample it was made
-from, and the parent's rejected or failed rows ride along as the clip's carried rows. A cached window that fails
-verification becomes a ``failed`` row (reason ``cache_missing``/``cache_corrupt``).
+``LoadCachedClip`` turns a cache item into a clip in the form an ingest's stages leave it for the graph stage: the
+item's accepted parent windows are linked into the new run's cache, verified and decoded; each window carries its
+cached clean clip (``Window.clean_mp4``) and the parent sample it was made from, and the parent's rejected or
+failed rows, stamped with the new run, ride along as the clip's carried rows (``Clip.carried``). A cached window
+that fails verification becomes a ``failed`` row (reason ``cache_missing``/``cache_corrupt``).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from schemas.mp4 import decode_mp4
 from schemas.sample_io import load_npy
 from tasks.clip import Clip, Outcome, describe_error
 from tasks.records import GroundTruth, SourceItem, Window
-from tasks.sources.cache import window_id_of
+from tasks.sources.cache import CacheItem, window_id_of
 
 REQUIRED_FILES = ("clean.mp4", "window.json")
 
@@ -87,11 +88,13 @@ def load_window_dir(directory: Path, num_frames: int | None = None) -> tuple[Win
     truth = None
     if record.get("truth") is not None:
         t = record["truth"]
+        extra = dict(t.get("extra") or {})  # the truth's facts, its clip number among them (GroundTruth.facts)
+        index = extra.pop("index", None)
         truth = GroundTruth(camera_c2w=camera, intrinsics=intrinsics,  # type: ignore[arg-type]
                             state=_array(directory, "truth_state.npy", "float32"),
                             object_box=_array(directory, "truth_object_box.npy", "float32"),
                             loop_return_frame=t.get("loop_return_frame"), event_type=t.get("event_type"),
-                            caption=t.get("caption"), extra=dict(t.get("extra") or {}))
+                            caption=t.get("caption"), index=None if index is None else int(index), extra=extra)
     box = record.get("dynamic_box")
     window = Window(
         item=item, index=int(record["index"]), start_frame=int(record["start_frame"]), frames=frames,
@@ -154,16 +157,19 @@ def _cache_outcome(row: ManifestRow, exc: CacheError) -> Outcome:
                    scores=dict(row.scores), tags=list(row.tags), parent_key=row.key)  # type: ignore[arg-type]
 
 
-def load_cached_clip(item: SourceItem, run: RunContext) -> Clip:
+def carried_row(row: ManifestRow, run: RunContext) -> ManifestRow:
+    """A parent row decided upstream (rejected or failed), as this run records it: unchanged but for the run."""
+    return row.model_copy(update={"run_id": run.run_id, "config_hash": run.clip_hash, "shard": None, "seconds": 0.0})
+
+
+def load_cached_clip(item: CacheItem, run: RunContext) -> Clip:
     """A cache item's clip: its accepted parent windows linked into the new run's cache, verified and decoded,
     each with its clean clip and parent sample; the parent's other rows carried."""
     started = time.perf_counter()
-    source = SourceItem(clip_id=item.clip_id, source=str(item.provenance.get("source", "cache")), uri=item.uri)
-    parent_run = str(item.provenance["parent_run"])
-    clip = Clip(source)
-    for row in (ManifestRow.model_validate(r) for r in item.provenance.get("rows", [])):
+    clip = Clip(SourceItem(clip_id=item.clip_id, source=item.parent_source, uri=item.uri))
+    for row in item.rows:
         if row.status != "accepted":
-            clip.carried.append(row)  # rejected/failed upstream: no cached window, the row carries over
+            clip.carried.append(carried_row(row, run))  # rejected/failed upstream: no cached window
             continue
         try:
             if not row.key or row.window is None:
@@ -180,16 +186,16 @@ def load_cached_clip(item: SourceItem, run: RunContext) -> Clip:
         except Exception as exc:  # noqa: BLE001 - e.g. an unreadable parent file: this window's failure only
             clip.outcomes.append(_cache_outcome(row, CacheError("cache_error", describe_error(exc))))
             continue
-        window.clean_mp4, window.parent_key, window.parent_run = clean, row.key, parent_run
+        window.clean_mp4, window.parent_key, window.parent_run = clean, row.key, item.parent_run
         clip.windows.append(window)
     clip.timings["load-cache"] = time.perf_counter() - started
     return clip
 
 
-class LoadCachedClip(ProcessingStage[SourceItem, Clip]):
+class LoadCachedClip(ProcessingStage[CacheItem, Clip]):
     """A ``cache:`` item -> its clip, the cached windows loaded (the regenerate pipeline's first stage)."""
 
-    name, input_type, output_type, resources = "load-cache", SourceItem, Clip, Resources(cpus=1.0)
+    name, input_type, output_type, resources = "load-cache", CacheItem, Clip, Resources(cpus=1.0)
 
-    def process(self, item: SourceItem) -> Clip:
+    def process(self, item: CacheItem) -> Clip:
         return load_cached_clip(item, self.run)

@@ -60,8 +60,8 @@ class SyntheticClip:
         return GroundTruth(
             camera_c2w=self.camera_c2w, intrinsics=self.intrinsics, depth=self.depth, state=self.state,
             object_mask=self.object_mask, object_box=self.object_box, loop_return_frame=self.loop_return_frame,
-            event_type=self.event_type, caption=self.caption,
-            extra={"family": self.family, "trajectory": self.trajectory, "seed": self.seed, "index": self.index,
+            event_type=self.event_type, caption=self.caption, index=self.index,
+            extra={"family": self.family, "trajectory": self.trajectory, "seed": self.seed,
                    "state_variable": STATE_VARIABLES[self.family],
                    "points_world": self.points_world.astype(float).tolist(), **self.scene})  # JSON-able
 
