@@ -1,13 +1,18 @@
 """The validator's registry of checks, and the checks of single members (types, checksums, arrays, videos).
 
 Every check is one rule, a function of a sample's ``SampleFacts`` returning one sentence per problem; the checks of
-the sample as a whole are in ``schemas.validation``, which runs them all.
+the sample as a whole are in ``schemas.validation``, which runs them all. What the shard reader and the untrusted
+parsers refuse on the way in (tar member types and headers, duplicates, JSON keys, MP4 sample tables) is registered
+apart, in ``schemas.reader_checks``. Checks of an array's values run only on an array of its entry's dtype and shape
+(``numeric``): any other is named by npy-dtype or npy-shape alone.
 """
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from schemas.constants import FPS, HEIGHT, NUM_FRAMES, WIDTH
 from schemas.mp4 import Mp4Info
@@ -52,6 +57,19 @@ def since_1_1(facts: SampleFacts, ext: str = "meta.json") -> bool:
     return version is not None and at_least(version, "1.1.0")
 
 
+def _as_declared(facts: SampleFacts, ext: str) -> bool:
+    """The array has its entry's dtype and shape: what the checks of its values assume (else only npy-dtype or
+    npy-shape names it; a string, datetime or void array never reaches arithmetic)."""
+    array = facts.arrays.get(ext)
+    return array is not None and array.dtype == ENTRIES[ext].dtype and array.shape == ENTRIES[ext].shape
+
+
+def numeric(facts: SampleFacts, ext: str) -> np.ndarray | None:
+    """A kept array of its entry's dtype and shape with finite values, else None."""
+    array = facts.arrays.get(ext)
+    return array.array if _as_declared(facts, ext) and array.finite else None  # type: ignore[union-attr]
+
+
 # -- members ---------------------------------------------------------------------------------------------------
 
 @check("forbidden-type", "only .mp4/.json/.npy/.txt members exist (nothing a reader could execute)", False)
@@ -80,7 +98,7 @@ def _checksums(facts: SampleFacts) -> dict[str, str] | None:
 
 @check("checksums-format", 'checksums.json is {"sha256": {entry: hex digest}}', False)
 def _checksums_format(facts: SampleFacts) -> list[str]:
-    if CHECKSUMS in facts.present and _checksums(facts) is None:
+    if CHECKSUMS in facts.present and CHECKSUMS not in facts.rejected and _checksums(facts) is None:
         return [f"{CHECKSUMS}: not a {{\"sha256\": {{entry: digest}}}} object"]
     return []
 
@@ -141,7 +159,7 @@ def _npy_shape(facts: SampleFacts) -> list[str]:
 @check("npy-finite", "arrays hold finite values", False)
 def _npy_finite(facts: SampleFacts) -> list[str]:
     return [f"{ext} has non-finite values" for ext, a in facts.arrays.items()
-            if a.shape == ENTRIES[ext].shape and not a.finite]
+            if _as_declared(facts, ext) and not a.finite]
 
 
 @check("text-utf8", "txt and degraded.txt are UTF-8", False)

@@ -19,14 +19,19 @@ import numpy as np
 
 from schemas.constants import HEIGHT, NUM_FRAMES, WIDTH
 from schemas.graph import FrameGraph
-from schemas.mp4 import Mp4Info, probe_mp4
+from schemas.mp4 import Mp4Info, Mp4StructureError, probe_mp4
+from schemas.reader_checks import Refusal
 from schemas.sample import ENTRIES, SampleMeta
 from schemas.untrusted import MAX_NPY_HEADER, UntrustedError, load_json, load_npy_checked, npy_header
 
 ALLOWED_TYPES = ("mp4", "json", "npy", "txt")  # never pickles: a reader must not execute what it loads
 VIDEOS = ("mp4", "degraded.mp4")
 KEPT_ARRAYS = ("camera.npy", "intrinsics.npy", "degraded_camera.npy", "degraded_intrinsics.npy")  # a few KiB each
-MP4_MAX_SECONDS = 30.0  # an 81-frame 480x832 clip decodes in about 0.2 s on one core
+# Decoding's time limit, a safety net behind the structural bounds of schemas.mp4 (sample tables, packets, bytes):
+# an 81-frame 480x832 clip at crf 23 (about 0.2 MiB) decodes in 0.07-0.3 s on one core, at crf 10 (1.6 MiB) in
+# 0.8-1.7 s, at crf 0 (5.6 MiB) in 1.8 s; decoding time grows with the bytes, so the limit does too.
+MP4_MAX_SECONDS = 2.0
+MP4_SECONDS_PER_MIB = 1.0
 _PROBED: OrderedDict[str, Mp4Info | str] = OrderedDict()  # by SHA-256: the same bytes probe the same
 _PROBED_MAX = 64
 
@@ -59,6 +64,7 @@ class SampleFacts:
     meta: SampleMeta | None = None  # set by the validator once the documents decode
     graph: FrameGraph | None = None
     decode_failures: dict[str, tuple[str, str]] = field(default_factory=dict)  # entry -> (check, problem)
+    rejected: dict[str, Refusal] = field(default_factory=dict)  # entry read, refused by a parser's reader check
 
     @property
     def present(self) -> set[str]:
@@ -69,17 +75,20 @@ def _kind(ext: str) -> str:
     return f".{ext}".rsplit(".", 1)[-1]
 
 
-def _probe(handle: BinaryIO, digest: str) -> Mp4Info | str:
-    """The video's facts (or why it does not decode), bounded in frames, pixels and time."""
+def _probe(handle: BinaryIO, digest: str, size: int) -> Mp4Info | str:
+    """The video's facts, or why it does not decode (a Refusal when its structure was refused before decoding),
+    bounded in frames, pixels and time."""
     cached = _PROBED.get(digest)
     if cached is not None:
         _PROBED.move_to_end(digest)
         return cached
+    seconds = round(MP4_MAX_SECONDS + MP4_SECONDS_PER_MIB * size / 2**20, 1)
     try:
-        result: Mp4Info | str = probe_mp4(handle, max_frames=NUM_FRAMES, max_seconds=MP4_MAX_SECONDS,
+        result: Mp4Info | str = probe_mp4(handle, max_frames=NUM_FRAMES, max_seconds=seconds,
                                           max_pixels=4 * HEIGHT * WIDTH)
     except Exception as exc:  # noqa: BLE001 - any decoder error is a finding, not a crash
-        result = f"{type(exc).__name__}: {exc}"
+        result = Refusal(exc.check, str(exc)) if isinstance(exc, Mp4StructureError) else \
+            f"{type(exc).__name__}: {exc}"
     _PROBED[digest] = result
     if len(_PROBED) > _PROBED_MAX:
         _PROBED.popitem(last=False)
@@ -105,7 +114,11 @@ class SampleReader:
                     spool.write(chunk)
                 spool.seek(0)
                 facts.digests[ext] = digest.hexdigest()
-                facts.videos[ext] = _probe(spool, facts.digests[ext])
+                result = _probe(spool, facts.digests[ext], size)
+            if isinstance(result, Refusal):
+                facts.rejected[ext] = result
+            else:
+                facts.videos[ext] = result
             return
         keep = kind in ("json", "npy") or (kind == "txt" and ext in ENTRIES)
         head = MAX_NPY_HEADER + 16 if kind == "npy" and ext not in ENTRIES else None
@@ -142,7 +155,9 @@ class SampleReader:
         except UnicodeDecodeError as exc:
             facts.errors[ext] = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
         except (UntrustedError, ValueError) as exc:
-            if not known:
+            if isinstance(exc, UntrustedError) and exc.check:
+                facts.rejected[ext] = Refusal(exc.check, str(exc))
+            elif not known:
                 facts.unknown[ext] = str(exc)
             elif kind == "npy":
                 facts.errors[ext] = f"not a plain .npy array ({exc})"

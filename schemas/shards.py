@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from schemas.reader_checks import DUPLICATE_MEMBER, MEMBER_COUNT, MEMBER_SIZE, Refusal
 from schemas.sample import ENTRIES, JSON_MAX_BYTES, UNKNOWN_MAX_BYTES
 from schemas.tar_reader import BLOCK, CHUNK, RECORD, ShardReader, ShardReadError, Header, printable
 
@@ -95,11 +96,12 @@ class SampleStream:
         if header.refused is not None:
             return header.refused
         if header.size > entry_cap(ext):
-            return f"{header.size} bytes, more than the {entry_cap(ext)} its entry allows (not read)"
+            return Refusal(MEMBER_SIZE, f"{header.size} bytes, more than the {entry_cap(ext)} its entry allows "
+                           "(not read)")
         if len(self._seen) + len(self.refused) >= MAX_MEMBERS_PER_SAMPLE:
-            return f"more than {MAX_MEMBERS_PER_SAMPLE} members in one sample (not read)"
+            return Refusal(MEMBER_COUNT, f"more than {MAX_MEMBERS_PER_SAMPLE} members in one sample (not read)")
         if ext in self._seen or ext in self.refused:
-            return "duplicate member in this sample (not read)"
+            return Refusal(DUPLICATE_MEMBER, "duplicate member in this sample (not read)")
         return None
 
     def _members(self) -> Iterator[Member]:

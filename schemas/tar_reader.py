@@ -13,10 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from schemas.reader_checks import (EXTENDED_HEADER_MALFORMED, EXTENDED_HEADER_SIZE, MEMBER_TYPE, PAX_SIZE,
+                                    Refusal)
+
 BLOCK = 512
 CHUNK = 1 << 20
 MAX_EXTENDED_HEADER = 64 << 10  # pax and GNU long-name headers; real ones are under 1 KiB
 RECORD = 20 * BLOCK  # tar pads the archive to whole records
+_HIGH = bytes(range(128, 256))  # bytes that count negative in a signed header checksum
 _REGULAR, _EXTENDED = (b"0", b"\0", b"7"), (b"x", b"g", b"L", b"K")
 _KINDS = {b"1": "hard link to '{link}' (not followed)", b"2": "symlink to '{link}' (not followed)",
           b"3": "character device member (not read)", b"4": "block device member (not read)",
@@ -52,7 +56,7 @@ def _number(field_: bytes) -> int:
             raise ValueError("negative number")
         return int.from_bytes(field_[1:], "big")
     text = field_.split(b"\0", 1)[0].strip(b" ")
-    if text and not all(48 <= c <= 55 for c in text):
+    if text.translate(None, b"01234567"):
         raise ValueError("not an octal number")
     return int(text or b"0", 8)
 
@@ -131,8 +135,9 @@ class ShardReader:
             following = header.offset + header.size + (-header.size % BLOCK)
             if header.kind in _EXTENDED:
                 if header.size > MAX_EXTENDED_HEADER:  # refused from its size: never read
-                    refused = (f"extended header ({header.kind.decode()}) of {header.size} bytes, more than the "
-                               f"{MAX_EXTENDED_HEADER} allowed: it and the member it describes were not read")
+                    refused = Refusal(EXTENDED_HEADER_SIZE, f"extended header ({header.kind.decode()}) of "
+                                      f"{header.size} bytes, more than the {MAX_EXTENDED_HEADER} allowed: it and the "
+                                      "member it describes were not read")
                 else:
                     refused = refused or _extend(overrides, header.kind, self._read(header.size))
             else:
@@ -167,7 +172,8 @@ class ShardReader:
 def _parse(block: bytes) -> Header:
     stored = _number(block[148:156])
     unsigned = sum(block[:148]) + 256 + sum(block[156:])
-    if stored not in (unsigned, unsigned - 256 * sum(b >= 128 for b in block[:148] + block[156:])):  # or signed
+    if stored != unsigned and stored != unsigned - 256 * (BLOCK - 8 - len((block[:148] + block[156:]).translate(
+            None, _HIGH))):  # or the signed sum some old tars wrote
         raise ValueError("bad header checksum")
     name = block[:100]
     if block[257:265] == b"ustar\x0000" and block[345:500].strip(b"\0"):
@@ -186,7 +192,8 @@ def _extend(overrides: dict[str, str], kind: bytes, data: bytes) -> str | None:
         elif kind in (b"L", b"K"):
             overrides["path" if kind == b"L" else "linkpath"] = _text(data)
     except (ValueError, UnicodeError):
-        return "malformed extended header: it and the member it describes were not read"
+        return Refusal(EXTENDED_HEADER_MALFORMED, "malformed extended header: it and the member it describes were "
+                       "not read")
     return None  # b"g": global headers change nothing a sample reader uses
 
 
@@ -198,12 +205,12 @@ def _apply(header: Header, overrides: dict[str, str], refused: str | None) -> He
         if overrides["size"].isdigit():
             header.size = int(overrides["size"])
         else:
-            header.refused = header.refused or "pax size is not a number (not read)"
+            header.refused = header.refused or Refusal(PAX_SIZE, "pax size is not a number (not read)")
     if any(key.startswith("GNU.sparse.") for key in overrides):
         header.kind = b"S"
     if header.kind == b"5":
         header.name = header.name.rstrip("/")  # as tarfile names directories
     if header.refused is None and header.kind not in _REGULAR:
         why = _KINDS.get(header.kind, "member of unsupported tar type {kind!r} (not read)")
-        header.refused = why.format(link=printable(header.link), kind=header.kind)
+        header.refused = Refusal(MEMBER_TYPE, why.format(link=printable(header.link), kind=header.kind))
     return header

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from schemas.reader_checks import JSON_DUPLICATE_KEY
+
 MAX_JSON_DEPTH = 64  # the deepest real member (meta.json) nests 5 levels
 MAX_JSON_STRING = 64 << 10  # bytes of one string, quotes included: the longest real one is a caption of ~300
 MAX_JSON_NUMBER = 64  # characters of one number
@@ -35,6 +37,12 @@ _CLASS[list(b"[{")], _CLASS[list(b"]}")], _CLASS[list(b",:")], _CLASS[list(b"012
 
 class UntrustedError(ValueError):
     """A member that must not be parsed further; the message says why."""
+
+    check: str | None = None  # a reader check of its own (schemas.reader_checks), else the member's check
+
+
+class DuplicateKeyError(UntrustedError):
+    check = JSON_DUPLICATE_KEY
 
 
 def _runs(mask: np.ndarray, carry: int) -> tuple[np.ndarray, np.ndarray, int]:
@@ -137,7 +145,7 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(result) != len(pairs):  # readers disagree on which duplicate wins: a way to show two contents
         seen: set[str] = set()
         duplicate = next(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
-        raise UntrustedError(f"duplicate key {duplicate[:40]!r} in a JSON object")
+        raise DuplicateKeyError(f"duplicate key {duplicate[:40]!r} in a JSON object (not parsed)")
     return result
 
 

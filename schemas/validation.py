@@ -14,8 +14,9 @@ from pydantic import ValidationError
 
 from schemas.graph import FrameGraph, InterruptionKind
 from schemas.graph_checks import alignment_problems, gap_problems, hidden_problems
-from schemas.member_checks import CHECKS, Check, check, since_1_1
-from schemas.sample import ENTRIES, SampleMeta
+from schemas.member_checks import CHECKS, Check, check, numeric, since_1_1
+from schemas.reader_checks import check_of
+from schemas.sample import SampleMeta
 from schemas.sample_io import one_line
 from schemas.sample_stream import SampleFacts, read_raw
 from schemas.tolerant import read_model
@@ -136,10 +137,8 @@ def _degraded_camera_video(facts: SampleFacts) -> list[str]:
 
 
 def _camera(facts: SampleFacts) -> np.ndarray | None:
-    facts_ = facts.arrays.get("camera.npy")
-    if facts_ is None or facts_.array is None or facts_.shape != ENTRIES["camera.npy"].shape or not facts_.finite:
-        return None
-    return facts_.array.astype(np.float64)
+    array = numeric(facts, "camera.npy")
+    return None if array is None else array.astype(np.float64)
 
 
 @check("camera-frame0", "camera.npy's frame 0 is the identity")
@@ -168,10 +167,10 @@ def _camera_bottom_row(facts: SampleFacts) -> list[str]:
 
 @check("intrinsics-focal", "intrinsics.npy's focal lengths are positive")
 def _intrinsics_focal(facts: SampleFacts) -> list[str]:
-    k = facts.arrays.get("intrinsics.npy")
-    if k is None or k.array is None or k.shape != ENTRIES["intrinsics.npy"].shape:
+    k = numeric(facts, "intrinsics.npy")
+    if k is None:
         return []
-    if (k.array[:, 0, 0] <= 0).any() or (k.array[:, 1, 1] <= 0).any():
+    if (k[:, 0, 0] <= 0).any() or (k[:, 1, 1] <= 0).any():
         return ["intrinsics.npy has non-positive focal lengths"]
     return []
 
@@ -220,7 +219,8 @@ def _caption_txt(facts: SampleFacts) -> list[str]:
 
 def findings(facts: SampleFacts) -> list[tuple[str, str]]:
     """(check name, problem) for everything wrong with the sample; what the reader refused comes first."""
-    out = [("reader", f"{ext}: {why}") for ext, why in facts.refused.items()]
+    out = [(check_of(why), f"{ext}: {why}") for ext, why in facts.refused.items()]
+    out += [(check_of(why), f"{ext}: {why}") for ext, why in facts.rejected.items()]
     if facts.unlisted:
         out.append(("reader", f"{facts.unlisted} more members refused (not listed)"))
     if facts.broken:
@@ -228,8 +228,8 @@ def findings(facts: SampleFacts) -> list[tuple[str, str]]:
     facts.decode_failures = _decode(facts)
     models = facts.meta is not None and facts.graph is not None
     for entry in CHECKS.values():
-        if models or not entry.needs_models:
-            out += [(entry.name, problem) for problem in entry.run(facts)]
+        if (models or not entry.needs_models) and (problems := entry.run(facts)):
+            out += [(entry.name, problem) for problem in problems]
     return out
 
 

@@ -150,7 +150,8 @@ def migrate_path(old: Path, new: Path) -> MigrationResult:
                 elif (before := seen.first_seen(printable(item.key), shard.name)) is not None:
                     check_stream(item, decode_video=False)  # read past its members; the first copy stands
                     result.problems.append(Problem(shard.name, printable(item.key),
-                                                   f"not migrated: duplicate key (also in {before})", "reader"))
+                                                   f"not migrated: duplicate key (also in {before})",
+                                                   "duplicate-key"))
                 elif _migrate_sample(item, writer, result, shard.name):
                     result.samples += 1
             if writer.keys:

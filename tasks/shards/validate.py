@@ -21,6 +21,8 @@ __all__ = ["Problem", "ValidationReport", "iter_samples", "shard_paths", "valida
 
 def one_line(text: str, limit: int = 2000) -> str:
     """A problem as one printable line: text from a shard (a JSON key, a name) cannot forge or break report lines."""
+    if text.isprintable():  # the usual case, in one C-level pass
+        return text if len(text) <= limit else text[:limit] + "..."
     text = "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
                    for c in text)
     return text if len(text) <= limit else text[:limit] + "..."
@@ -80,7 +82,7 @@ def validate_path(path: Path, decode_video: bool = True) -> ValidationReport:
             key = printable(item.key)
             keys.append(key)
             if (before := seen.first_seen(key, shard.name)) is not None:
-                problems.append(Problem(shard.name, key, f"duplicate key (also in {before})", "reader"))
+                problems.append(Problem(shard.name, key, f"duplicate key (also in {before})", "duplicate-key"))
             _, found = check_stream(item, decode_video)
             problems += [Problem(shard.name, key, one_line(problem), name) for name, problem in found]
     return ValidationReport(len(shards), len(keys), problems, keys)

@@ -1,10 +1,12 @@
-"""`validate` is bounded whatever a shard holds: JSON built to be slow is judged in under 2 s with its
-`shard: key: problem` line, and the peak memory of the command stays under 300 MiB on a shard with a 200 MiB
-header, 64 members at their caps and 10,000 tiny samples."""
+"""`validate` is bounded whatever a shard holds: JSON built to be slow and MP4s whose tables replay one packet
+are judged in under 2 s with their `shard: key: problem` lines, and the peak memory of the command stays under
+300 MiB on a shard with a 200 MiB header, 64 members at their caps, an MP4 declaring 40 million samples and 10,000
+tiny samples."""
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -15,11 +17,14 @@ import numpy as np
 import pytest
 
 from remind_curate.cli import main
+import schemas.mp4
 from schemas.constants import DEPTH_HEIGHT, DEPTH_WIDTH, NUM_FRAMES
+from schemas.mp4 import DecodeLimitError, probe_mp4
 from schemas.sample import ENTRIES, JSON_MAX_BYTES, MP4_MAX_BYTES
 from schemas.sample_io import npy_bytes, with_checksums
 from tasks.shards.validate import iter_samples
 from tests.schema.conftest import members_of, write_tar
+from tests.schema.mp4_bombs import index_bomb, non_key_packet, replay_bomb
 
 pytestmark = pytest.mark.timeout(300)
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,8 +92,9 @@ def _capped_members() -> dict[str, bytes | int]:
     return members
 
 
-def _hostile_shard(path: Path) -> Path:
+def _hostile_shard(path: Path, mp4: bytes) -> Path:
     with open(path, "wb") as handle:
+        _member(handle, "bomb.mp4", index_bomb(mp4, 40_000_000))  # FFmpeg's index alone: 1.5 GiB
         _member(handle, "a.x", 200 << 20, tarfile.XHDTYPE)  # a 200 MiB pax header: tarfile reads it whole
         _member(handle, "a.mp4", b"\0" * 100)
         _member(handle, "././@LongLink", 200 << 20, tarfile.GNUTYPE_LONGNAME)  # and a 200 MiB GNU long name
@@ -112,8 +118,8 @@ _REPORT_OWN_PEAK = (
     "atexit.register(_report)\n")
 
 
-def test_peak_memory_of_validate_stays_bounded(tmp_path: Path) -> None:
-    shard = _hostile_shard(tmp_path / "hostile.tar")
+def test_peak_memory_of_validate_stays_bounded(small_shard: Path, tmp_path: Path) -> None:
+    shard = _hostile_shard(tmp_path / "hostile.tar", members_of(next(iter_samples(small_shard)))["mp4"])
     assert shard.stat().st_size > 900 << 20
     peak_file = tmp_path / "peak_kib.txt"
     command = [sys.executable, "-c", _REPORT_OWN_PEAK + "from remind_curate.cli import main; sys.exit(main(sys.argv[1:]))",
@@ -132,3 +138,44 @@ def test_peak_memory_of_validate_stays_bounded(tmp_path: Path) -> None:
     assert "hostile.tar: big: depth.npy dtype is float64, expected float16" in lines  # 16 MiB loaded, then judged
     assert any(line.startswith("hostile.tar: big: mp4 does not decode") for line in lines), lines[:20]
     assert "hostile.tar: tiny09999: missing required entry 'mp4'" in lines
+    assert any(line.startswith("hostile.tar: bomb: mp4: sample table") and "declares 40000000 " in line
+               and line.endswith("(not demuxed)") for line in lines), [line for line in lines if "bomb" in line]
+
+
+def test_replayed_packets_are_judged_in_bounded_time(small_shard: Path, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture) -> None:
+    """Two samples whose stco points 100,000 times at one non-key packet (decodes to nothing): 60 s before."""
+    members = members_of(next(iter_samples(small_shard)))
+    offset, size = non_key_packet(members["mp4"])
+    samples = []
+    for i in range(2):
+        meta = {**json.loads(members["meta.json"]), "key": f"replay{i}"}
+        bomb = replay_bomb(members["mp4"], 100_000 + i, offset, size)  # distinct bytes: each one probed
+        samples.append((f"replay{i}", with_checksums({**members, "meta.json": json.dumps(meta).encode(),
+                                                     "mp4": bomb})))
+    shard = write_tar(tmp_path / "replay.tar", samples)
+    start = time.perf_counter()
+    assert main(["validate", str(shard)]) == 1
+    seconds = time.perf_counter() - start
+    lines = capsys.readouterr().err.splitlines()
+    for i in range(2):
+        assert f"replay.tar: replay{i}: mp4: sample table 'stts' declares {100_000 + i} samples, more than the 648 " \
+               "a clip may hold (not demuxed)" in lines, lines
+    assert seconds < 2.0, f"{seconds:.2f} s"
+
+
+@pytest.mark.parametrize("chunks, largest, problem", [
+    (250, False, "demuxed more than 97 packets for at most 81 frames (stopped after 0 frames)"),
+    (100_000, True, "demuxed more than 97 packets for at most 81 frames (stopped after 0 frames)"),
+    (60, True, "the sample tables read the same bytes again (stopped after 0 frames)")])
+def test_decoding_stops_at_packets_past_the_frames_or_bytes_past_the_file(
+        chunks: int, largest: bool, problem: str, small_shard: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind the table bounds (switched off here), the demuxed packets are counted: a replay is stopped by the
+    packets or bytes it hands out, not by the clock."""
+    mp4 = members_of(next(iter_samples(small_shard)))["mp4"]
+    bomb = replay_bomb(mp4, chunks, *non_key_packet(mp4, largest))
+    monkeypatch.setattr(schemas.mp4, "check_mp4_boxes", lambda *args: None)
+    start = time.perf_counter()
+    with pytest.raises(DecodeLimitError, match=re.escape(problem)):
+        probe_mp4(bomb, max_frames=NUM_FRAMES, max_seconds=60.0)
+    assert time.perf_counter() - start < 2.0

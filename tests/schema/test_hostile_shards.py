@@ -196,3 +196,29 @@ def test_text_from_a_shard_cannot_break_or_forge_report_lines(small_shard: Path,
            "entries, expected 81" in lines, lines
     assert "text.tar: lone: meta.json: a \\u escape names a lone UTF-16 surrogate (not text)" in lines, lines
     assert not any("internal error" in line for line in lines)
+
+
+def _array(dtype: str, fill: object, shape: tuple[int, ...]) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, np.full(shape, fill, dtype=dtype))
+    return buffer.getvalue()
+
+
+WEIRD_DTYPES = {"<U1": "a", "M8[s]": 1, "V4": b"\1\2\3\4", "complex64": 1, ">f4": 1.0}
+
+
+@pytest.mark.parametrize("ext", ["camera.npy", "intrinsics.npy"])
+@pytest.mark.parametrize("dtype", list(WEIRD_DTYPES))
+def test_an_array_of_another_dtype_is_named_by_its_dtype_alone(small_shard: Path, tmp_path: Path, ext: str,
+                                                               dtype: str) -> None:
+    """Strings, datetimes, void records, complex or big-endian floats: the checks of camera values skip them
+    (they never reach arithmetic), so the one problem is the dtype, never an internal error."""
+    members = _good(small_shard)
+    shape = np.load(io.BytesIO(members[ext])).shape
+    shard = write_tar(tmp_path / "dtype.tar", [(KEY, with_checksums({**{k: v for k, v in members.items()
+                                                                        if k != "checksums.json"},
+                                                                     ext: _array(dtype, WEIRD_DTYPES[dtype],
+                                                                                 shape)}))])
+    report = validate_path(shard, decode_video=False)
+    assert [(p.check, p.problem) for p in report.problems] == [
+        ("npy-dtype", f"{ext} dtype is {np.dtype(dtype)}, expected float32")], report.problems
