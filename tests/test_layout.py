@@ -92,6 +92,9 @@ def layering_violations(root: Path = REPO) -> list[str]:
                     problems.append(f"{where}: {package}/ imports {name} (a floor above or beside it)")
                 if name.split(".")[0] == "prefect" and package not in PREFECT_ALLOWED:
                     problems.append(f"{where}: imports {name}; only flows/ and the command line import Prefect")
+    for path in _modules("benchmarks", root):  # scripts that run flows go through flows/, like the command line
+        if any(name.split(".")[0] == "prefect" for name in imports_of(path, root)):
+            problems.append(f"{path.relative_to(root)}: imports Prefect; only flows/ and the command line import it")
     return sorted(set(problems))
 
 
@@ -241,3 +244,10 @@ def test_the_module_cycle_check_catches_a_lazy_import_cycle(tmp_path):
                                                  "    from tasks.user import User\n")
     (tmp_path / "tasks" / "user.py").write_text("from tasks.typed import x\n")
     assert module_cycles(tmp_path) == [["tasks.base", "tasks.impl"]]
+
+
+def test_a_benchmark_importing_prefect_is_caught(tmp_path):
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "bench.py").write_text("def warm():\n    from prefect import flow\n")
+    assert layering_violations(tmp_path) == [
+        "benchmarks/bench.py: imports Prefect; only flows/ and the command line import it"]
